@@ -1,0 +1,212 @@
+# cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True
+# cython: freethreading_compatible=True
+"""The compiled kernels, reached through csrc/cece.h. Private: cece._api is the only caller.
+
+Every array handed in here has already been made C-contiguous, native-endian and of the
+right dtype and size by cece._validation; the checks below are a last line of defence that
+turns a broken promise into an exception instead of a bad memory access. The GIL is released
+around every kernel call.
+"""
+
+from libc.stdint cimport int64_t
+cimport numpy as cnp
+
+cnp.import_array()
+
+
+cdef extern from "cece.h" nogil:
+    ctypedef struct cece_ce_args:
+        int64_t outer, classes, inner
+        const void *logits
+        const int64_t *labels
+        const void *probs
+        const double *class_weight
+        const double *sample_weight
+        int64_t ignore_index
+        double label_smoothing
+        double z_loss
+        double softcap
+        int from_logits
+        void *losses
+        void *grad
+        double grad_scale
+        int num_threads
+
+    ctypedef struct cece_ce_result:
+        double loss_sum
+        double denominator
+        int64_t bad_position
+
+    int CECE_OK
+    int cece_cross_entropy_f32(const cece_ce_args *args, cece_ce_result *result)
+    int cece_cross_entropy_f64(const cece_ce_args *args, cece_ce_result *result)
+    int cece_denominator(const cece_ce_args *args, cece_ce_result *result)
+    int cece_normalize_f32(int op, int64_t outer, int64_t classes, int64_t inner,
+                           const float *x, float *out, int num_threads)
+    int cece_normalize_f64(int op, int64_t outer, int64_t classes, int64_t inner,
+                           const double *x, double *out, int num_threads)
+    int cece_openmp_enabled()
+    int cece_default_threads()
+    const char *cece_compiler()
+    const char *cece_simd_compiled()
+    const char *cece_simd_supported()
+    const char *cece_simd_selected()
+    int cece_select_simd(const char *name)
+    void cece_exp_array_f32(const float *x, float *y, int64_t n)
+    void cece_exp_array_f64(const double *x, double *y, int64_t n)
+
+
+LOG_SOFTMAX = 0
+SOFTMAX = 1
+LOGSUMEXP = 2
+
+
+cdef inline void *_data(cnp.ndarray a, int typenum, Py_ssize_t size, str name) except? NULL:
+    """The data pointer of `a`, after checking what the kernels rely on."""
+    if cnp.PyArray_TYPE(a) != typenum or not cnp.PyArray_IS_C_CONTIGUOUS(a) \
+            or cnp.PyArray_SIZE(a) != size:
+        raise ValueError(f"internal error: {name} is not a C-contiguous array of the "
+                         f"expected dtype and size {size}")
+    return cnp.PyArray_DATA(a)
+
+
+cdef inline void *_optional(object a, int typenum, Py_ssize_t size, str name) except? NULL:
+    if a is None:
+        return NULL
+    return _data(<cnp.ndarray?>a, typenum, size, name)
+
+
+cdef int _typenum(cnp.ndarray logits) except -1:
+    cdef int t = cnp.PyArray_TYPE(logits)
+    if t != cnp.NPY_FLOAT32 and t != cnp.NPY_FLOAT64:
+        raise TypeError("internal error: kernels take float32 or float64 only")
+    return t
+
+
+cdef cece_ce_args _args(cnp.ndarray logits, int64_t outer, int64_t classes, int64_t inner,
+                        object labels, object probs, object weight, object sample_weight,
+                        int64_t ignore_index, double label_smoothing, double z_loss,
+                        double softcap, bint from_logits, object losses, object grad,
+                        double grad_scale, int num_threads) except *:
+    cdef int t = _typenum(logits)
+    cdef Py_ssize_t n = outer * classes * inner
+    cdef Py_ssize_t positions = outer * inner
+    cdef cece_ce_args a
+    a.outer = outer
+    a.classes = classes
+    a.inner = inner
+    a.logits = _data(logits, t, n, "logits")
+    a.labels = <const int64_t *>_optional(labels, cnp.NPY_INT64, positions, "labels")
+    a.probs = _optional(probs, t, n, "probs")
+    a.class_weight = <const double *>_optional(weight, cnp.NPY_FLOAT64, classes, "weight")
+    a.sample_weight = <const double *>_optional(sample_weight, cnp.NPY_FLOAT64, positions,
+                                                "sample_weight")
+    a.ignore_index = ignore_index
+    a.label_smoothing = label_smoothing
+    a.z_loss = z_loss
+    a.softcap = softcap
+    a.from_logits = from_logits
+    a.losses = _optional(losses, t, positions, "losses")
+    a.grad = _optional(grad, t, n, "grad")
+    if grad is not None and not cnp.PyArray_ISWRITEABLE(<cnp.ndarray>grad):
+        raise ValueError("internal error: grad is read-only")
+    if losses is not None and not cnp.PyArray_ISWRITEABLE(<cnp.ndarray>losses):
+        raise ValueError("internal error: losses is read-only")
+    a.grad_scale = grad_scale
+    a.num_threads = num_threads
+    if (a.labels == NULL) == (a.probs == NULL):
+        raise ValueError("internal error: exactly one of labels and probs is needed")
+    return a
+
+
+def cross_entropy(cnp.ndarray logits, int64_t outer, int64_t classes, int64_t inner,
+                  labels, probs, weight, sample_weight, int64_t ignore_index,
+                  double label_smoothing, double z_loss, double softcap, bint from_logits,
+                  losses, grad, double grad_scale, int num_threads):
+    """Run the fused kernel; returns (loss_sum, denominator, bad_position)."""
+    cdef cece_ce_args a = _args(logits, outer, classes, inner, labels, probs, weight,
+                                sample_weight, ignore_index, label_smoothing, z_loss, softcap,
+                                from_logits, losses, grad, grad_scale, num_threads)
+    cdef cece_ce_result r
+    cdef int rc
+    cdef bint single = cnp.PyArray_TYPE(logits) == cnp.NPY_FLOAT32
+    with nogil:
+        if single:
+            rc = cece_cross_entropy_f32(&a, &r)
+        else:
+            rc = cece_cross_entropy_f64(&a, &r)
+    if rc != CECE_OK:
+        raise MemoryError("cece: out of memory for the per-item partial sums")
+    return r.loss_sum, r.denominator, r.bad_position
+
+
+def denominator(cnp.ndarray logits, int64_t outer, int64_t classes, int64_t inner,
+                labels, probs, weight, sample_weight, int64_t ignore_index, int num_threads):
+    """The mean's denominator and the first bad label position, without touching logits."""
+    cdef cece_ce_args a = _args(logits, outer, classes, inner, labels, probs, weight,
+                                sample_weight, ignore_index, 0.0, 0.0, 0.0, True, None, None,
+                                1.0, num_threads)
+    cdef cece_ce_result r
+    cdef int rc
+    with nogil:
+        rc = cece_denominator(&a, &r)
+    if rc != CECE_OK:
+        raise MemoryError("cece: out of memory for the per-item partial sums")
+    return r.denominator, r.bad_position
+
+
+def normalize(int op, cnp.ndarray x, int64_t outer, int64_t classes, int64_t inner,
+              cnp.ndarray out, int num_threads):
+    """log_softmax / softmax (out like x) or logsumexp (out has outer * inner elements)."""
+    cdef int t = _typenum(x)
+    cdef Py_ssize_t n_out = outer * inner if op == LOGSUMEXP else outer * classes * inner
+    cdef void *px = _data(x, t, outer * classes * inner, "x")
+    cdef void *po = _data(out, t, n_out, "out")
+    if not cnp.PyArray_ISWRITEABLE(out):
+        raise ValueError("internal error: out is read-only")
+    if op < 0 or op > 2:
+        raise ValueError("internal error: unknown normalisation")
+    with nogil:
+        if t == cnp.NPY_FLOAT32:
+            cece_normalize_f32(op, outer, classes, inner, <const float *>px, <float *>po,
+                               num_threads)
+        else:
+            cece_normalize_f64(op, outer, classes, inner, <const double *>px, <double *>po,
+                               num_threads)
+    return out
+
+
+def exp_array(cnp.ndarray x, cnp.ndarray out):
+    """The kernels' own vector exp at the selected level (for accuracy tests)."""
+    cdef int t = _typenum(x)
+    cdef Py_ssize_t n = cnp.PyArray_SIZE(x)
+    cdef void *px = _data(x, t, n, "x")
+    cdef void *po = _data(out, t, n, "out")
+    with nogil:
+        if t == cnp.NPY_FLOAT32:
+            cece_exp_array_f32(<const float *>px, <float *>po, n)
+        else:
+            cece_exp_array_f64(<const double *>px, <double *>po, n)
+    return out
+
+
+def select_simd(str name=None):
+    """Switch the kernels to an instruction-set level; None picks the best one."""
+    cdef bytes b = (name or "").encode("ascii")
+    if cece_select_simd(b) != 0:
+        raise ValueError(
+            f"SIMD level {name!r} is not available; this build has "
+            f"{cece_simd_compiled().decode()} and this CPU runs {cece_simd_supported().decode()}"
+        )
+
+
+def build_info():
+    """Facts about this build and CPU, for cece.show_config()."""
+    return {
+        "compiler": cece_compiler().decode(),
+        "openmp": bool(cece_openmp_enabled()),
+        "default_threads": cece_default_threads(),
+        "simd_compiled": cece_simd_compiled().decode().split(),
+        "simd_supported": cece_simd_supported().decode().split(),
+        "simd_selected": cece_simd_selected().decode(),
+    }

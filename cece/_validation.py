@@ -1,0 +1,270 @@
+"""Every argument check of cece's public API, in one place.
+
+The functions here turn what the user passed into arrays the kernels can take as they are
+(C-contiguous, native byte order, the compute dtype) and raise TypeError / ValueError /
+IndexError naming the argument otherwise. They never write into the caller's arrays.
+`cece.reference` uses the same checks, so both implementations accept and reject the same
+calls.
+"""
+
+from __future__ import annotations
+
+import math
+import operator
+from typing import Any, NamedTuple, Optional
+
+import numpy as np
+
+REDUCTIONS = ("none", "sum", "mean")
+
+# Keras's backend.epsilon(): probabilities are clipped to [EPSILON, 1 - EPSILON].
+EPSILON = 1e-7
+
+_FLOAT32 = np.dtype(np.float32)
+_FLOAT64 = np.dtype(np.float64)
+_INT64 = np.dtype(np.int64)
+
+
+class CrossEntropyCall(NamedTuple):
+    """A validated cross-entropy call: arrays ready for a kernel, options checked."""
+
+    logits: np.ndarray  # C-contiguous, compute dtype, the caller's shape
+    axis: int  # class axis, non-negative
+    outer: int  # product of the dimensions before the class axis
+    classes: int  # C
+    inner: int  # product of the dimensions after the class axis
+    batch_shape: tuple[int, ...]
+    labels: Optional[np.ndarray]  # int64, batch shape (integer targets)
+    target: np.ndarray  # the target as the caller gave it (for error messages)
+    probs: Optional[np.ndarray]  # compute dtype, logits' shape (probability targets)
+    weight: Optional[np.ndarray]  # float64, (C,)
+    sample_weight: Optional[np.ndarray]  # float64, batch shape
+    ignore_index: int
+    label_smoothing: float
+    reduction: str
+    from_logits: bool
+    z_loss: float
+    softcap: Optional[float]
+    num_threads: int  # 0 = OpenMP's default
+
+
+def compute_dtype(dtype: np.dtype, name: str) -> np.dtype:
+    """The dtype cece computes in for an input of `dtype` (DESIGN.md's dtype rules)."""
+    if dtype == _FLOAT32 or dtype == _FLOAT64:
+        return dtype.newbyteorder("=")
+    kind = dtype.kind
+    if kind == "f":
+        return _FLOAT32 if dtype.itemsize <= 4 else _FLOAT64
+    if kind in "iub":
+        return _FLOAT64
+    raise TypeError(
+        f"{name} has dtype {dtype}; expected a real floating, integer or bool dtype"
+    )
+
+
+def as_array(x: Any, name: str) -> np.ndarray:
+    if x is None:
+        raise TypeError(f"{name} must be an array-like of numbers, got None")
+    try:
+        return np.asarray(x)
+    except (ValueError, TypeError) as exc:  # ragged nested sequences and the like
+        raise TypeError(f"{name} could not be converted to an array: {exc}") from None
+
+
+def as_compute_array(x: Any, name: str) -> np.ndarray:
+    """`x` as a C-contiguous array of its compute dtype (a copy only when needed)."""
+    arr = as_array(x, name)
+    dtype = compute_dtype(arr.dtype, name)
+    if arr.ndim == 0:
+        raise ValueError(f"{name} must have at least one dimension (the class axis), got a scalar")
+    return np.asarray(arr, dtype=dtype, order="C")
+
+
+def normalize_axis(axis: Any, ndim: int, name: str = "axis") -> int:
+    try:
+        axis = operator.index(axis)
+    except TypeError:
+        raise TypeError(f"{name} must be an integer, got {type(axis).__name__}") from None
+    if not -ndim <= axis < ndim:
+        raise np.exceptions.AxisError(
+            f"{name}={axis} is out of bounds for an array of dimension {ndim}"
+        )
+    return axis % ndim
+
+
+def split_shape(shape: tuple[int, ...], axis: int, name: str) -> tuple[int, int, int]:
+    classes = shape[axis]
+    if classes == 0:
+        raise ValueError(f"{name} has 0 classes along axis {axis}; at least 1 is needed")
+    return math.prod(shape[:axis]), classes, math.prod(shape[axis + 1 :])
+
+
+def check_num_threads(num_threads: Any) -> int:
+    if num_threads is None:
+        return 0
+    if isinstance(num_threads, bool):
+        raise TypeError("num_threads must be None or a positive integer, got bool")
+    try:
+        n = operator.index(num_threads)
+    except TypeError:
+        raise TypeError(
+            f"num_threads must be None or a positive integer, got {type(num_threads).__name__}"
+        ) from None
+    if n <= 0:
+        raise ValueError(f"num_threads must be a positive integer, got {n}")
+    return n
+
+
+def _real_number(value: Any, name: str) -> float:
+    if isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be a real number, got bool")
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise TypeError(f"{name} must be a real number, got {type(value).__name__}") from None
+
+
+def _check_options(label_smoothing, reduction, from_logits, z_loss, softcap, ignore_index):
+    eps = _real_number(label_smoothing, "label_smoothing")
+    if not 0.0 <= eps <= 1.0:
+        raise ValueError(f"label_smoothing must be in [0, 1], got {eps}")
+    if not isinstance(reduction, str) or reduction not in REDUCTIONS:
+        raise ValueError(f"reduction must be one of 'none', 'sum', 'mean', got {reduction!r}")
+    if not isinstance(from_logits, (bool, np.bool_)):
+        raise TypeError(f"from_logits must be a bool, got {type(from_logits).__name__}")
+    lam = _real_number(z_loss, "z_loss")
+    if not (math.isfinite(lam) and lam >= 0.0):
+        raise ValueError(f"z_loss must be a finite number >= 0, got {lam}")
+    cap = None
+    if softcap is not None:
+        cap = _real_number(softcap, "softcap")
+        if not (math.isfinite(cap) and cap > 0.0):
+            raise ValueError(f"softcap must be None or a finite number > 0, got {cap}")
+    if not from_logits and (lam != 0.0 or cap is not None):
+        raise ValueError("z_loss and softcap need from_logits=True")
+    if isinstance(ignore_index, (bool, np.bool_)):
+        raise TypeError("ignore_index must be an integer, got bool")
+    try:
+        ignore = operator.index(ignore_index)
+    except TypeError:
+        raise TypeError(
+            f"ignore_index must be an integer, got {type(ignore_index).__name__}"
+        ) from None
+    if not -(2**63) <= ignore < 2**63:
+        raise ValueError(f"ignore_index={ignore} does not fit in a 64-bit integer")
+    return eps, bool(from_logits), lam, cap, ignore
+
+
+def _weights(x: Any, name: str, shape: tuple[int, ...], nonnegative: bool) -> Optional[np.ndarray]:
+    if x is None:
+        return None
+    arr = as_array(x, name)
+    if arr.dtype.kind not in "fiu":
+        raise TypeError(f"{name} has dtype {arr.dtype}; expected a real floating or integer dtype")
+    if arr.shape != shape:
+        raise ValueError(f"{name} has shape {arr.shape}; expected {shape}")
+    arr = np.asarray(arr, dtype=_FLOAT64, order="C")
+    if not np.isfinite(arr).all():
+        raise ValueError(f"{name} must be finite (it contains NaN or inf)")
+    if nonnegative and (arr < 0).any():
+        raise ValueError(f"{name} must be >= 0 (it contains negative values)")
+    return arr
+
+
+def _target(target: Any, logits: np.ndarray, batch_shape: tuple[int, ...]):
+    """(labels, probs, original) for the target's two forms, told apart by dtype."""
+    t = as_array(target, "target")
+    kind = t.dtype.kind
+    if kind in "iu":
+        if t.shape != batch_shape:
+            raise ValueError(
+                f"target holds class indices (dtype {t.dtype}) so its shape must be the "
+                f"logits' shape without the class axis, {batch_shape}; got {t.shape}"
+            )
+        return np.asarray(t, dtype=_INT64, order="C"), None, t
+    if kind == "f":
+        if t.shape != logits.shape:
+            raise ValueError(
+                f"target holds probabilities (dtype {t.dtype}) so its shape must be the "
+                f"logits' shape {logits.shape}; got {t.shape}"
+            )
+        return None, np.asarray(t, dtype=logits.dtype, order="C"), t
+    raise TypeError(
+        f"target has dtype {t.dtype}; expected integer class indices or floating "
+        "probabilities"
+    )
+
+
+def prepare_cross_entropy(
+    logits: Any,
+    target: Any,
+    axis: Any,
+    weight: Any,
+    sample_weight: Any,
+    ignore_index: Any,
+    label_smoothing: Any,
+    reduction: Any,
+    from_logits: Any,
+    z_loss: Any,
+    softcap: Any,
+    num_threads: Any,
+) -> CrossEntropyCall:
+    eps, from_logits, lam, cap, ignore = _check_options(
+        label_smoothing, reduction, from_logits, z_loss, softcap, ignore_index
+    )
+    threads = check_num_threads(num_threads)
+    z = as_compute_array(logits, "logits")
+    ax = normalize_axis(axis, z.ndim)
+    outer, classes, inner = split_shape(z.shape, ax, "logits")
+    batch_shape = z.shape[:ax] + z.shape[ax + 1 :]
+    labels, probs, original = _target(target, z, batch_shape)
+    w = _weights(weight, "weight", (classes,), nonnegative=True)
+    sw = _weights(sample_weight, "sample_weight", batch_shape, nonnegative=False)
+    return CrossEntropyCall(
+        z, ax, outer, classes, inner, batch_shape, labels, original, probs, w, sw,
+        ignore, eps, reduction, from_logits, lam, cap, threads,
+    )
+
+
+def check_out(out: Any, like: np.ndarray, name: str) -> np.ndarray:
+    """`out` must be exactly what the kernel would allocate: dtype, shape, C order, writeable."""
+    if not isinstance(out, np.ndarray):
+        raise TypeError(f"{name} must be a numpy.ndarray, got {type(out).__name__}")
+    if out.dtype != like.dtype or not out.dtype.isnative:
+        raise ValueError(f"{name} has dtype {out.dtype}; expected {like.dtype}")
+    if out.shape != like.shape:
+        raise ValueError(f"{name} has shape {out.shape}; expected {like.shape}")
+    if not out.flags.c_contiguous:
+        raise ValueError(f"{name} must be C-contiguous")
+    if not out.flags.writeable:
+        raise ValueError(f"{name} is read-only")
+    return out
+
+
+def same_memory(a: np.ndarray, b: np.ndarray) -> bool:
+    """True when `a` and `b` are the very same elements (an in-place call)."""
+    return (
+        a.__array_interface__["data"][0] == b.__array_interface__["data"][0]
+        and a.shape == b.shape
+        and a.strides == b.strides
+    )
+
+
+def check_grad_out(grad_out: Any, call: CrossEntropyCall, name: str = "grad_out") -> np.ndarray:
+    out = check_out(grad_out, call.logits, name)
+    others = [("target", call.target), ("weight", call.weight), ("sample_weight", call.sample_weight)]
+    if call.probs is not None:
+        others.append(("target", call.probs))
+    for other_name, other in others:
+        if isinstance(other, np.ndarray) and np.may_share_memory(out, other):
+            raise ValueError(f"{name} must not overlap {other_name}")
+    if np.may_share_memory(out, call.logits) and not same_memory(out, call.logits):
+        raise ValueError(f"{name} overlaps logits without being logits itself")
+    return out
+
+
+def check_normalize_out(out: Any, x: np.ndarray) -> np.ndarray:
+    out = check_out(out, x, "out")
+    if np.may_share_memory(out, x) and not same_memory(out, x):
+        raise ValueError("out overlaps x without being x itself")
+    return out

@@ -1,0 +1,221 @@
+"""Pure-NumPy twin of cece's public API: the oracle of the tests and the benchmarks' baseline.
+
+Written for clarity, not speed: everything is computed in float64 with the class axis moved
+last, following docs/semantics.md line by line. Arguments go through the same checks as the
+compiled functions (cece._validation), so both accept and reject the same calls; results are
+cast to the same compute dtype. `num_threads` is accepted and ignored.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Optional
+
+import numpy as np
+
+from ._validation import (
+    EPSILON,
+    CrossEntropyCall,
+    as_compute_array,
+    check_grad_out,
+    check_normalize_out,
+    check_num_threads,
+    normalize_axis,
+    prepare_cross_entropy,
+    split_shape,
+)
+
+__all__ = [
+    "cross_entropy",
+    "cross_entropy_grad",
+    "cross_entropy_with_grad",
+    "log_softmax",
+    "softmax",
+    "logsumexp",
+]
+
+
+def _xlogy_sum(a: np.ndarray, logp: np.ndarray) -> np.ndarray:
+    """sum_j a_j * logp_j over the last axis, where a_j == 0 contributes exactly 0."""
+    with np.errstate(invalid="ignore"):
+        terms = np.where(a == 0.0, 0.0, a * logp)
+    return terms.sum(axis=-1)
+
+
+def _target_distribution(call: CrossEntropyCall, valid: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """t (batch..., C): the smoothed one-hot or smoothed probability target."""
+    C = call.classes
+    eps = call.label_smoothing
+    if call.labels is not None:
+        onehot = np.zeros(labels.shape + (C,))
+        np.put_along_axis(onehot, np.where(valid, labels, 0)[..., None], 1.0, axis=-1)
+        t = onehot
+    else:
+        t = np.moveaxis(call.probs.astype(np.float64), call.axis, -1)
+    return (1.0 - eps) * t + eps / C
+
+
+def _check_labels(call: CrossEntropyCall) -> tuple[np.ndarray, np.ndarray]:
+    """(labels, valid): valid is False at ignored positions; IndexError for a bad label."""
+    labels = call.labels
+    ignored = labels == call.ignore_index
+    bad = ~ignored & ((labels < 0) | (labels >= call.classes))
+    if bad.any():
+        pos = np.unravel_index(np.flatnonzero(bad)[0], labels.shape)
+        value = call.target[pos]
+        where = "target" + (f"[{', '.join(map(str, pos))}]" if pos else "")
+        raise IndexError(f"{where} = {value} is out of range for {call.classes} classes")
+    return labels, ~ignored
+
+
+def _forward_backward(call: CrossEntropyCall):
+    """Per-position losses s_i * l_i, the denominator D, and the gradient of sum_i s_i * l_i."""
+    x = np.moveaxis(call.logits.astype(np.float64), call.axis, -1)
+    batch = x.shape[:-1]
+    if call.labels is not None:
+        labels, valid = _check_labels(call)
+    else:
+        labels, valid = None, np.ones(batch, dtype=bool)
+    t = _target_distribution(call, valid, labels)
+    w = np.ones(call.classes) if call.weight is None else call.weight
+    a = w * t
+    s = np.ones(batch) if call.sample_weight is None else call.sample_weight
+
+    with np.errstate(all="ignore"):
+        if call.from_logits:
+            z = x
+            if call.softcap is not None:
+                c = call.softcap
+                z = c * np.tanh(x / c)
+            m = z.max(axis=-1, keepdims=True)
+            log_s = np.log(np.exp(z - m).sum(axis=-1, keepdims=True))
+            logp = (z - m) - log_s
+            lse = (m + log_s)[..., 0]
+            loss = -_xlogy_sum(a, logp) + call.z_loss * lse**2
+            p = np.exp(logp)
+            grad = (a.sum(axis=-1) + 2.0 * call.z_loss * lse)[..., None] * p - a
+            if call.softcap is not None:
+                grad = grad * (1.0 - (z / call.softcap) ** 2)
+        else:
+            total = x.sum(axis=-1, keepdims=True)
+            q = x / total
+            r = np.clip(q, EPSILON, 1.0 - EPSILON)
+            loss = -_xlogy_sum(a, np.log(r))
+            inside = (q >= EPSILON) & (q <= 1.0 - EPSILON)
+            g = np.where(inside, -a / r, 0.0)
+            grad = (g - (g * q).sum(axis=-1, keepdims=True)) / total
+
+    loss = np.where(valid, s * loss, 0.0)
+    grad = np.where(valid[..., None], s[..., None] * grad, 0.0)
+    if call.labels is not None:
+        denominator = (s * w[np.where(valid, labels, 0)])[valid].sum()
+    else:
+        denominator = s.sum()
+    return loss, denominator, grad
+
+
+def _reduce(call: CrossEntropyCall, loss: np.ndarray, denominator: float):
+    dtype = call.logits.dtype.type
+    if call.reduction == "none":
+        return loss.astype(dtype)[()]
+    if call.reduction == "sum":
+        return dtype(loss.sum())
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return dtype(np.float64(loss.sum()) / np.float64(denominator))
+
+
+def _scaled_grad(call: CrossEntropyCall, grad: np.ndarray, denominator: float, grad_out):
+    if call.reduction == "mean":
+        with np.errstate(invalid="ignore", divide="ignore"):
+            grad = grad / np.float64(denominator)
+    grad = np.moveaxis(grad, -1, call.axis).astype(call.logits.dtype)
+    if grad_out is None:
+        return grad
+    grad_out[...] = grad
+    return grad_out
+
+
+def cross_entropy(logits, target, *, axis=-1, weight=None, sample_weight=None,
+                  ignore_index=-100, label_smoothing=0.0, reduction="mean",
+                  from_logits=True, z_loss=0.0, softcap=None, num_threads=None):
+    """Reference cross-entropy; same API and semantics as :func:`cece.cross_entropy`."""
+    call = prepare_cross_entropy(logits, target, axis, weight, sample_weight, ignore_index,
+                                 label_smoothing, reduction, from_logits, z_loss, softcap,
+                                 num_threads)
+    loss, denominator, _ = _forward_backward(call)
+    return _reduce(call, loss, denominator)
+
+
+def cross_entropy_grad(logits, target, *, axis=-1, weight=None, sample_weight=None,
+                       ignore_index=-100, label_smoothing=0.0, reduction="mean",
+                       from_logits=True, z_loss=0.0, softcap=None, num_threads=None,
+                       out=None):
+    """Reference gradient; same API and semantics as :func:`cece.cross_entropy_grad`."""
+    call = prepare_cross_entropy(logits, target, axis, weight, sample_weight, ignore_index,
+                                 label_smoothing, reduction, from_logits, z_loss, softcap,
+                                 num_threads)
+    if out is not None:
+        out = check_grad_out(out, call, "out")
+    _, denominator, grad = _forward_backward(call)
+    return _scaled_grad(call, grad, denominator, out)
+
+
+def cross_entropy_with_grad(logits, target, *, axis=-1, weight=None, sample_weight=None,
+                            ignore_index=-100, label_smoothing=0.0, reduction="mean",
+                            from_logits=True, z_loss=0.0, softcap=None, num_threads=None,
+                            grad_out=None):
+    """Reference (loss, gradient); same API as :func:`cece.cross_entropy_with_grad`."""
+    call = prepare_cross_entropy(logits, target, axis, weight, sample_weight, ignore_index,
+                                 label_smoothing, reduction, from_logits, z_loss, softcap,
+                                 num_threads)
+    if grad_out is not None:
+        grad_out = check_grad_out(grad_out, call)
+    loss, denominator, grad = _forward_backward(call)
+    return _reduce(call, loss, denominator), _scaled_grad(call, grad, denominator, grad_out)
+
+
+def _prepare_x(x, axis, num_threads):
+    check_num_threads(num_threads)
+    arr = as_compute_array(x, "x")
+    ax = normalize_axis(axis, arr.ndim)
+    split_shape(arr.shape, ax, "x")
+    return arr, ax
+
+
+def _log_softmax64(arr: np.ndarray, axis: int) -> np.ndarray:
+    x = arr.astype(np.float64)
+    with np.errstate(invalid="ignore"):
+        m = x.max(axis=axis, keepdims=True)
+        return (x - m) - np.log(np.exp(x - m).sum(axis=axis, keepdims=True))
+
+
+def _store(result: np.ndarray, like: np.ndarray, out: Optional[np.ndarray]) -> np.ndarray:
+    if out is None:
+        return result.astype(like.dtype)
+    out[...] = result
+    return out
+
+
+def log_softmax(x, axis=-1, *, out=None, num_threads=None):
+    """Reference log-softmax along `axis`: x - logsumexp(x)."""
+    arr, ax = _prepare_x(x, axis, num_threads)
+    if out is not None:
+        out = check_normalize_out(out, arr)
+    return _store(_log_softmax64(arr, ax), arr, out)
+
+
+def softmax(x, axis=-1, *, out=None, num_threads=None):
+    """Reference softmax along `axis`: exp(x - logsumexp(x))."""
+    arr, ax = _prepare_x(x, axis, num_threads)
+    if out is not None:
+        out = check_normalize_out(out, arr)
+    return _store(np.exp(_log_softmax64(arr, ax)), arr, out)
+
+
+def logsumexp(x, axis=-1, *, num_threads=None):
+    """Reference log(sum(exp(x))) along `axis`, max-shifted; the axis is removed."""
+    arr, ax = _prepare_x(x, axis, num_threads)
+    x64 = arr.astype(np.float64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        m = x64.max(axis=ax, keepdims=True)
+        result = (m + np.log(np.exp(x64 - m).sum(axis=ax, keepdims=True))).squeeze(ax)
+    return result.astype(arr.dtype)[()]

@@ -1,0 +1,32 @@
+/* Instantiates the kernel body for float and double at one instruction-set level.
+ * The including file defines CECE_LEVEL (baseline, avx2, avx512) and, before including
+ * this, sets the compiler's target for the rest of the file. */
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+
+#include "cece_math.h"
+#include "cece_work.h"
+
+#define CECE_LEVEL_PASTE_(a, b) a##_##b
+#define CECE_LEVEL_PASTE(a, b) CECE_LEVEL_PASTE_(a, b)
+
+#define T float
+#define SUF CECE_LEVEL_PASTE(f32, CECE_LEVEL)
+#define VEXP cece_exp_f32
+#define VTANH cece_tanh_f32
+#include "cece_kernel_body.h"
+#undef T
+#undef SUF
+#undef VEXP
+#undef VTANH
+
+#define T double
+#define SUF CECE_LEVEL_PASTE(f64, CECE_LEVEL)
+#define VEXP cece_exp_f64
+#define VTANH cece_tanh_f64
+#include "cece_kernel_body.h"
+#undef T
+#undef SUF
+#undef VEXP
+#undef VTANH

@@ -1,0 +1,535 @@
+/* The cross-entropy and normalisation kernels, written once.
+ *
+ * Included once per dtype by every cece_level_*.c, which defines before including it:
+ *   T      float or double
+ *   SUF    the name suffix, e.g. f32_avx2
+ *   VEXP   the vectorisable exp for T    (cece_math.h)
+ *   VTANH  the vectorisable tanh for T   (cece_math.h)
+ * and undefines them after. docs/semantics.md has the maths; the names below follow it:
+ * m = max, S = sum exp(z - m), a_j = w_j * t_j, A = sum a_j, D = mean's denominator.
+ *
+ * Two loop shapes: rows (inner == 1: a position's C logits are contiguous, loops run along
+ * the classes) and tiles (inner > 1: CECE_TILE neighbouring positions, loops run along
+ * inner for each class). Small always-inline helpers take constant flags (has_cap, has_w)
+ * so each combination compiles to its own tight vector loop.
+ */
+
+#define CECE_PASTE_(a, b) a##_##b
+#define CECE_PASTE(a, b) CECE_PASTE_(a, b)
+#define FN(name) CECE_PASTE(name, SUF)
+
+typedef struct {
+    double keep;        /* 1 - label_smoothing */
+    double uni;         /* label_smoothing / C */
+    double weight_sum;  /* W = sum_j w_j */
+    double z_loss;
+    double grad_scale;
+    int has_cap, has_w;
+    T cap, inv_cap;
+} FN(consts);
+
+CECE_INLINE T FN(capped)(T x, const int has_cap, T cap, T inv_cap) {
+    return has_cap ? cap * VTANH(x * inv_cap) : x;
+}
+
+/* d z_capped / d z, from z_capped itself. */
+CECE_INLINE T FN(cap_chain)(T zc, const int has_cap, T inv_cap) {
+    T u = zc * inv_cap;
+    return has_cap ? (T)1 - u * u : (T)1;
+}
+
+/* ---- rows: one position's logits are z[0..C) ---------------------------------------- */
+
+CECE_INLINE T FN(row_max)(const T *z, int64_t n) {
+    T m = -(T)INFINITY;
+#pragma omp simd reduction(max : m)
+    for (int64_t j = 0; j < n; j++) m = z[j] > m ? z[j] : m;
+    return m;
+}
+
+CECE_INLINE double FN(row_sumexp_)(const T *z, int64_t n, T m, const int has_cap, T cap,
+                                   T inv_cap) {
+    double s = 0.0;
+#pragma omp simd reduction(+ : s)
+    for (int64_t j = 0; j < n; j++) s += (double)VEXP(FN(capped)(z[j], has_cap, cap, inv_cap) - m);
+    return s;
+}
+
+static double FN(row_sumexp)(const T *z, int64_t n, T m, const FN(consts) *k) {
+    return k->has_cap ? FN(row_sumexp_)(z, n, m, 1, k->cap, k->inv_cap)
+                      : FN(row_sumexp_)(z, n, m, 0, k->cap, k->inv_cap);
+}
+
+/* sum_j w_j * (z_j - m): the label-smoothing part of sum_j a_j * logp_j for integer targets. */
+CECE_INLINE double FN(row_wdot_)(const T *z, int64_t n, T m, const double *w, const int has_cap,
+                                 T cap, T inv_cap, const int has_w) {
+    double s = 0.0;
+#pragma omp simd reduction(+ : s)
+    for (int64_t j = 0; j < n; j++) {
+        double d = (double)(FN(capped)(z[j], has_cap, cap, inv_cap) - m);
+        double wj = has_w ? w[j] : 1.0;
+        s += wj == 0.0 ? 0.0 : wj * d; /* xlogy: no target mass, no term */
+    }
+    return s;
+}
+
+static double FN(row_wdot)(const T *z, int64_t n, T m, const double *w, const FN(consts) *k) {
+    if (k->has_cap)
+        return k->has_w ? FN(row_wdot_)(z, n, m, w, 1, k->cap, k->inv_cap, 1)
+                        : FN(row_wdot_)(z, n, m, w, 1, k->cap, k->inv_cap, 0);
+    return k->has_w ? FN(row_wdot_)(z, n, m, w, 0, k->cap, k->inv_cap, 1)
+                    : FN(row_wdot_)(z, n, m, w, 0, k->cap, k->inv_cap, 0);
+}
+
+/* A = sum_j a_j and Ad = sum_j a_j * (z_j - m) for a probability target row t. */
+CECE_INLINE void FN(row_probdot_)(const T *z, const T *t, int64_t n, T m, const double *w,
+                                  double keep, double uni, const int has_cap, T cap, T inv_cap,
+                                  const int has_w, double *A_out, double *Ad_out) {
+    double A = 0.0, Ad = 0.0;
+#pragma omp simd reduction(+ : A, Ad)
+    for (int64_t j = 0; j < n; j++) {
+        double a = (has_w ? w[j] : 1.0) * (keep * (double)t[j] + uni);
+        double d = (double)(FN(capped)(z[j], has_cap, cap, inv_cap) - m);
+        A += a;
+        Ad += a == 0.0 ? 0.0 : a * d;
+    }
+    *A_out = A;
+    *Ad_out = Ad;
+}
+
+static void FN(row_probdot)(const T *z, const T *t, int64_t n, T m, const double *w,
+                            const FN(consts) *k, double *A, double *Ad) {
+    if (k->has_cap) {
+        if (k->has_w) FN(row_probdot_)(z, t, n, m, w, k->keep, k->uni, 1, k->cap, k->inv_cap, 1, A, Ad);
+        else FN(row_probdot_)(z, t, n, m, w, k->keep, k->uni, 1, k->cap, k->inv_cap, 0, A, Ad);
+    } else {
+        if (k->has_w) FN(row_probdot_)(z, t, n, m, w, k->keep, k->uni, 0, k->cap, k->inv_cap, 1, A, Ad);
+        else FN(row_probdot_)(z, t, n, m, w, k->keep, k->uni, 0, k->cap, k->inv_cap, 0, A, Ad);
+    }
+}
+
+/* g_j = scale * chain_j * (K * p_j - a_j) with a_j = uni * w_j (integer targets; the label's
+ * own entry is written by the caller) or a_j = w_j * (keep * t_j + uni) (t != NULL). g may be
+ * z itself: each element is read before it is written. */
+CECE_INLINE void FN(row_grad_)(const T *z, const T *t, T *g, int64_t n, T m, T log_s, T K,
+                               T scale, T keep, T uni, const double *w, const int has_cap, T cap,
+                               T inv_cap, const int has_w, const int has_t) {
+#pragma omp simd
+    for (int64_t j = 0; j < n; j++) {
+        T zc = FN(capped)(z[j], has_cap, cap, inv_cap);
+        T p = VEXP((zc - m) - log_s);
+        T wj = has_w ? (T)w[j] : (T)1;
+        T a = has_t ? wj * (keep * t[j] + uni) : wj * uni;
+        g[j] = scale * ((K * p - a) * FN(cap_chain)(zc, has_cap, inv_cap));
+    }
+}
+
+static void FN(row_grad)(const T *z, const T *t, T *g, int64_t n, T m, T log_s, T K, T scale,
+                         const double *w, const FN(consts) *k) {
+    T keep = (T)k->keep, uni = (T)k->uni, cap = k->cap, inv = k->inv_cap;
+#define CECE_ROW_GRAD(HC, HW, HT) FN(row_grad_)(z, t, g, n, m, log_s, K, scale, keep, uni, w, HC, cap, inv, HW, HT)
+    if (t) {
+        if (k->has_cap) { if (k->has_w) CECE_ROW_GRAD(1, 1, 1); else CECE_ROW_GRAD(1, 0, 1); }
+        else { if (k->has_w) CECE_ROW_GRAD(0, 1, 1); else CECE_ROW_GRAD(0, 0, 1); }
+    } else {
+        if (k->has_cap) { if (k->has_w) CECE_ROW_GRAD(1, 1, 0); else CECE_ROW_GRAD(1, 0, 0); }
+        else { if (k->has_w) CECE_ROW_GRAD(0, 1, 0); else CECE_ROW_GRAD(0, 0, 0); }
+    }
+#undef CECE_ROW_GRAD
+}
+
+/* Per-position loss from the row statistics; also K = A + 2 * z_loss * lse for the gradient. */
+static inline double FN(position_loss)(double A, double Ad, double log_s, double lse,
+                                       const FN(consts) *k, double *K) {
+    double loss = A * log_s - Ad;
+    *K = A;
+    if (k->z_loss > 0.0) { /* skipped at 0 so that 0 * inf cannot make a NaN */
+        loss += k->z_loss * lse * lse;
+        *K += 2.0 * k->z_loss * lse;
+    }
+    return loss;
+}
+
+static void FN(ce_rows)(const cece_ce_args *a, const FN(consts) *k, int64_t p0, int64_t p1,
+                        double *loss_acc, double *den_acc, int64_t *bad) {
+    const int64_t C = a->classes;
+    const T *logits = (const T *)a->logits;
+    const T *probs = (const T *)a->probs;
+    T *grad = (T *)a->grad;
+    T *losses = (T *)a->losses;
+    const double *w = a->class_weight;
+    for (int64_t p = p0; p < p1; p++) {
+        const T *z = logits + p * C;
+        T *g = grad ? grad + p * C : NULL;
+        int64_t y;
+        double s, wy;
+        *den_acc += cece_position_weight(a, p, &y, &s, &wy);
+        if (y == CECE_IGNORED || y == CECE_BAD) {
+            if (y == CECE_BAD && p < *bad) *bad = p;
+            if (losses) losses[p] = 0;
+            if (g) for (int64_t j = 0; j < C; j++) g[j] = 0;
+            continue;
+        }
+        T m = FN(row_max)(z, C);
+        if (k->has_cap) m = FN(capped)(m, 1, k->cap, k->inv_cap); /* softcap is monotonic */
+        double log_s = log(FN(row_sumexp)(z, C, m, k));
+        double lse = (double)m + log_s;
+        double A, Ad, dy = 0.0, ay = 0.0;
+        if (probs) {
+            FN(row_probdot)(z, probs + p * C, C, m, w, k, &A, &Ad);
+        } else {
+            double label_part = k->keep * wy;
+            dy = (double)(FN(capped)(z[y], k->has_cap, k->cap, k->inv_cap) - m);
+            ay = label_part + k->uni * wy;
+            A = label_part + k->uni * k->weight_sum;
+            Ad = label_part == 0.0 ? 0.0 : label_part * dy;
+            if (k->uni > 0.0) Ad += k->uni * FN(row_wdot)(z, C, m, w, k);
+        }
+        double K;
+        double loss = FN(position_loss)(A, Ad, log_s, lse, k, &K);
+        if (losses) losses[p] = (T)(s * loss);
+        *loss_acc += s * loss;
+        if (!g) continue;
+        double scale = s * k->grad_scale;
+        if (probs) {
+            FN(row_grad)(z, probs + p * C, g, C, m, (T)log_s, (T)K, (T)scale, w, k);
+        } else {
+            /* The label's entry in float64 before the row is (maybe) overwritten in place. */
+            double zy = (double)m + dy;
+            double chain = k->has_cap ? 1.0 - (zy / k->cap) * (zy / k->cap) : 1.0;
+            double gy = scale * chain * (K * exp(dy - log_s) - ay);
+            FN(row_grad)(z, NULL, g, C, m, (T)log_s, (T)K, (T)scale, w, k);
+            g[y] = (T)gy;
+        }
+    }
+}
+
+/* ---- tiles: positions i0..i0+nw of one outer index, class c at offset c * inner ---------- */
+
+/* Per-tile state, one entry per position of the tile. */
+typedef struct {
+    int64_t y[CECE_TILE];
+    double s[CECE_TILE], wy[CECE_TILE], S[CECE_TILE], A[CECE_TILE], Ad[CECE_TILE];
+    T m[CECE_TILE], log_s[CECE_TILE], K[CECE_TILE], scale[CECE_TILE], valid[CECE_TILE];
+    double gy[CECE_TILE];
+} FN(tile_state);
+
+CECE_INLINE void FN(tile_max)(const T *zb, int64_t C, int64_t inner, int64_t nw, T *m) {
+    for (int64_t i = 0; i < nw; i++) m[i] = -(T)INFINITY;
+    for (int64_t c = 0; c < C; c++) {
+        const T *zc = zb + c * inner;
+#pragma omp simd
+        for (int64_t i = 0; i < nw; i++) m[i] = zc[i] > m[i] ? zc[i] : m[i];
+    }
+}
+
+CECE_INLINE void FN(tile_sumexp_)(const T *zb, int64_t C, int64_t inner, int64_t nw, const T *m,
+                                  double *S, const int has_cap, T cap, T inv_cap) {
+    for (int64_t i = 0; i < nw; i++) S[i] = 0.0;
+    for (int64_t c = 0; c < C; c++) {
+        const T *zc = zb + c * inner;
+#pragma omp simd
+        for (int64_t i = 0; i < nw; i++)
+            S[i] += (double)VEXP(FN(capped)(zc[i], has_cap, cap, inv_cap) - m[i]);
+    }
+}
+
+static void FN(tile_sumexp)(const T *zb, int64_t C, int64_t inner, int64_t nw, const T *m,
+                            double *S, const FN(consts) *k) {
+    if (k->has_cap) FN(tile_sumexp_)(zb, C, inner, nw, m, S, 1, k->cap, k->inv_cap);
+    else FN(tile_sumexp_)(zb, C, inner, nw, m, S, 0, k->cap, k->inv_cap);
+}
+
+/* Ad += sum_c a_c * (z_c - m) and A += sum_c a_c over the tile, for either target form:
+ * integer targets pass t = NULL and get a_c = uni * w_c (the smoothing part only). */
+CECE_INLINE void FN(tile_dot_)(const T *zb, const T *tb, int64_t C, int64_t inner, int64_t nw,
+                               const T *m, const double *w, double keep, double uni, double *A,
+                               double *Ad, const int has_cap, T cap, T inv_cap, const int has_t) {
+    for (int64_t c = 0; c < C; c++) {
+        const T *zc = zb + c * inner;
+        const T *tc = has_t ? tb + c * inner : NULL;
+        double wc = w ? w[c] : 1.0;
+        if (!has_t && wc == 0.0) continue;
+#pragma omp simd
+        for (int64_t i = 0; i < nw; i++) {
+            double a = has_t ? wc * (keep * (double)tc[i] + uni) : wc * uni;
+            double d = (double)(FN(capped)(zc[i], has_cap, cap, inv_cap) - m[i]);
+            A[i] += a;
+            Ad[i] += a == 0.0 ? 0.0 : a * d;
+        }
+    }
+}
+
+static void FN(tile_dot)(const T *zb, const T *tb, int64_t C, int64_t inner, int64_t nw,
+                         const T *m, const double *w, const FN(consts) *k, double *A, double *Ad) {
+    if (k->has_cap) {
+        if (tb) FN(tile_dot_)(zb, tb, C, inner, nw, m, w, k->keep, k->uni, A, Ad, 1, k->cap, k->inv_cap, 1);
+        else FN(tile_dot_)(zb, tb, C, inner, nw, m, w, k->keep, k->uni, A, Ad, 1, k->cap, k->inv_cap, 0);
+    } else {
+        if (tb) FN(tile_dot_)(zb, tb, C, inner, nw, m, w, k->keep, k->uni, A, Ad, 0, k->cap, k->inv_cap, 1);
+        else FN(tile_dot_)(zb, tb, C, inner, nw, m, w, k->keep, k->uni, A, Ad, 0, k->cap, k->inv_cap, 0);
+    }
+}
+
+CECE_INLINE void FN(tile_grad_)(const T *zb, const T *tb, T *gb, int64_t C, int64_t inner,
+                                int64_t nw, const FN(tile_state) *st, const double *w, T keep,
+                                T uni, const int has_cap, T cap, T inv_cap, const int has_t) {
+    for (int64_t c = 0; c < C; c++) {
+        const T *zc = zb + c * inner;
+        const T *tc = has_t ? tb + c * inner : NULL;
+        T *gc = gb + c * inner;
+        T wc = w ? (T)w[c] : (T)1;
+#pragma omp simd
+        for (int64_t i = 0; i < nw; i++) {
+            T zz = FN(capped)(zc[i], has_cap, cap, inv_cap);
+            T p = VEXP((zz - st->m[i]) - st->log_s[i]);
+            T a = has_t ? wc * (keep * tc[i] + uni) : wc * uni;
+            T v = st->scale[i] * ((st->K[i] * p - a) * FN(cap_chain)(zz, has_cap, inv_cap));
+            gc[i] = st->valid[i] != 0 ? v : (T)0;
+        }
+    }
+}
+
+static void FN(tile_grad)(const T *zb, const T *tb, T *gb, int64_t C, int64_t inner, int64_t nw,
+                          const FN(tile_state) *st, const double *w, const FN(consts) *k) {
+    T keep = (T)k->keep, uni = (T)k->uni;
+    if (k->has_cap) {
+        if (tb) FN(tile_grad_)(zb, tb, gb, C, inner, nw, st, w, keep, uni, 1, k->cap, k->inv_cap, 1);
+        else FN(tile_grad_)(zb, tb, gb, C, inner, nw, st, w, keep, uni, 1, k->cap, k->inv_cap, 0);
+    } else {
+        if (tb) FN(tile_grad_)(zb, tb, gb, C, inner, nw, st, w, keep, uni, 0, k->cap, k->inv_cap, 1);
+        else FN(tile_grad_)(zb, tb, gb, C, inner, nw, st, w, keep, uni, 0, k->cap, k->inv_cap, 0);
+    }
+}
+
+static void FN(ce_tile)(const cece_ce_args *a, const FN(consts) *k, int64_t p0, int64_t p1,
+                        double *loss_acc, double *den_acc, int64_t *bad) {
+    const int64_t C = a->classes, inner = a->inner, nw = p1 - p0;
+    const int64_t o = p0 / inner, offset = o * C * inner + (p0 - o * inner);
+    const T *zb = (const T *)a->logits + offset;
+    const T *tb = a->probs ? (const T *)a->probs + offset : NULL;
+    T *gb = a->grad ? (T *)a->grad + offset : NULL;
+    T *losses = (T *)a->losses;
+    FN(tile_state) st;
+
+    for (int64_t i = 0; i < nw; i++) {
+        *den_acc += cece_position_weight(a, p0 + i, &st.y[i], &st.s[i], &st.wy[i]);
+        st.valid[i] = st.y[i] >= 0 || st.y[i] == CECE_NO_LABEL;
+        if (st.y[i] == CECE_BAD && p0 + i < *bad) *bad = p0 + i;
+    }
+    FN(tile_max)(zb, C, inner, nw, st.m);
+    if (k->has_cap)
+        for (int64_t i = 0; i < nw; i++) st.m[i] = FN(capped)(st.m[i], 1, k->cap, k->inv_cap);
+    FN(tile_sumexp)(zb, C, inner, nw, st.m, st.S, k);
+    for (int64_t i = 0; i < nw; i++) st.A[i] = st.Ad[i] = 0.0;
+    if (tb || k->uni > 0.0) FN(tile_dot)(zb, tb, C, inner, nw, st.m, a->class_weight, k, st.A, st.Ad);
+
+    for (int64_t i = 0; i < nw; i++) {
+        int64_t p = p0 + i;
+        st.scale[i] = 0;
+        st.K[i] = 0;
+        st.log_s[i] = 0;
+        if (st.valid[i] == 0) {
+            if (losses) losses[p] = 0;
+            continue;
+        }
+        double log_s = log(st.S[i]);
+        double lse = (double)st.m[i] + log_s;
+        double A = st.A[i], Ad = st.Ad[i], dy = 0.0, ay = 0.0;
+        if (!tb) {
+            int64_t y = st.y[i];
+            double label_part = k->keep * st.wy[i];
+            dy = (double)(FN(capped)(zb[y * inner + i], k->has_cap, k->cap, k->inv_cap) - st.m[i]);
+            ay = label_part + k->uni * st.wy[i];
+            A = label_part + k->uni * k->weight_sum;
+            Ad = (label_part == 0.0 ? 0.0 : label_part * dy) + (k->uni > 0.0 ? Ad : 0.0);
+        }
+        double K;
+        double loss = FN(position_loss)(A, Ad, log_s, lse, k, &K);
+        if (losses) losses[p] = (T)(st.s[i] * loss);
+        *loss_acc += st.s[i] * loss;
+        double scale = st.s[i] * k->grad_scale;
+        st.scale[i] = (T)scale;
+        st.K[i] = (T)K;
+        st.log_s[i] = (T)log_s;
+        if (!tb) {
+            double zy = (double)st.m[i] + dy;
+            double chain = k->has_cap ? 1.0 - (zy / k->cap) * (zy / k->cap) : 1.0;
+            st.gy[i] = scale * chain * (K * exp(dy - log_s) - ay);
+        }
+    }
+    if (!gb) return;
+    FN(tile_grad)(zb, tb, gb, C, inner, nw, &st, a->class_weight, k);
+    if (!tb)
+        for (int64_t i = 0; i < nw; i++)
+            if (st.valid[i] != 0) gb[st.y[i] * inner + i] = (T)st.gy[i];
+}
+
+/* ---- from_logits=False: probabilities in, Keras's renormalise-and-clip ------------------ */
+
+/* Rare path, written for clarity: one position at a time along a stride, in float64. */
+static void FN(ce_prob_inputs)(const cece_ce_args *a, const FN(consts) *k, int64_t p0,
+                               int64_t p1, double *loss_acc, double *den_acc, int64_t *bad) {
+    const int64_t C = a->classes, inner = a->inner;
+    const double lo = CECE_CLIP_EPSILON, hi = 1.0 - CECE_CLIP_EPSILON;
+    const double *w = a->class_weight;
+    T *losses = (T *)a->losses;
+    for (int64_t p = p0; p < p1; p++) {
+        const int64_t o = p / inner, offset = o * C * inner + (p - o * inner);
+        const T *x = (const T *)a->logits + offset;
+        const T *t = a->probs ? (const T *)a->probs + offset : NULL;
+        T *g = a->grad ? (T *)a->grad + offset : NULL;
+        int64_t y;
+        double s, wy;
+        *den_acc += cece_position_weight(a, p, &y, &s, &wy);
+        if (y == CECE_IGNORED || y == CECE_BAD) {
+            if (y == CECE_BAD && p < *bad) *bad = p;
+            if (losses) losses[p] = 0;
+            if (g) for (int64_t j = 0; j < C; j++) g[j * inner] = 0;
+            continue;
+        }
+        double P = 0.0;
+        for (int64_t j = 0; j < C; j++) P += (double)x[j * inner];
+        double loss = 0.0, G = 0.0;
+        for (int64_t j = 0; j < C; j++) {
+            double wj = w ? w[j] : 1.0;
+            double aj = t ? wj * (k->keep * (double)t[j * inner] + k->uni)
+                          : wj * k->uni + (j == y ? k->keep * wy : 0.0);
+            double q = (double)x[j * inner] / P;
+            double r = q < lo ? lo : (q > hi ? hi : q);
+            if (aj != 0.0) loss -= aj * log(r);
+            G += (q >= lo && q <= hi ? -aj / r : 0.0) * q;
+        }
+        if (losses) losses[p] = (T)(s * loss);
+        *loss_acc += s * loss;
+        if (!g) continue;
+        double scale = s * k->grad_scale / P;
+        for (int64_t j = 0; j < C; j++) { /* x[j] is read before g[j] is written: in place works */
+            double wj = w ? w[j] : 1.0;
+            double aj = t ? wj * (k->keep * (double)t[j * inner] + k->uni)
+                          : wj * k->uni + (j == y ? k->keep * wy : 0.0);
+            double q = (double)x[j * inner] / P;
+            double r = q < lo ? lo : (q > hi ? hi : q);
+            double gj = q >= lo && q <= hi ? -aj / r : 0.0;
+            g[j * inner] = (T)(scale * (gj - G));
+        }
+    }
+}
+
+/* ---- entry points ---------------------------------------------------------------------- */
+
+int FN(cross_entropy)(const cece_ce_args *a, cece_ce_result *res) {
+    const cece_partition part = cece_partition_of(a->outer, a->classes, a->inner);
+    FN(consts) k;
+    k.keep = 1.0 - a->label_smoothing;
+    k.uni = a->label_smoothing / (double)a->classes;
+    k.weight_sum = (double)a->classes;
+    if (a->class_weight) {
+        k.weight_sum = 0.0;
+        for (int64_t j = 0; j < a->classes; j++) k.weight_sum += a->class_weight[j];
+    }
+    k.z_loss = a->z_loss;
+    k.grad_scale = a->grad_scale;
+    k.has_cap = a->softcap > 0.0;
+    k.has_w = a->class_weight != NULL;
+    k.cap = k.has_cap ? (T)a->softcap : (T)1;
+    k.inv_cap = k.has_cap ? (T)(1.0 / a->softcap) : (T)1;
+
+    double *partial = (double *)malloc(2 * (size_t)(part.items > 0 ? part.items : 1) * sizeof(double));
+    if (!partial) return CECE_ERR_NOMEM;
+    int64_t bad = INT64_MAX;
+    const int threads = cece_threads_for(a->num_threads, a->outer * a->classes * a->inner, part.items);
+    (void)threads;
+#pragma omp parallel for num_threads(threads) schedule(static) reduction(min : bad)
+    for (int64_t it = 0; it < part.items; it++) {
+        int64_t p0, p1;
+        cece_item_range(&part, a->inner, it, &p0, &p1);
+        double loss = 0.0, den = 0.0;
+        if (!a->from_logits) FN(ce_prob_inputs)(a, &k, p0, p1, &loss, &den, &bad);
+        else if (a->inner == 1) FN(ce_rows)(a, &k, p0, p1, &loss, &den, &bad);
+        else FN(ce_tile)(a, &k, p0, p1, &loss, &den, &bad);
+        partial[2 * it] = loss;
+        partial[2 * it + 1] = den;
+    }
+    res->loss_sum = 0.0;
+    res->denominator = 0.0;
+    for (int64_t it = 0; it < part.items; it++) {
+        res->loss_sum += partial[2 * it];
+        res->denominator += partial[2 * it + 1];
+    }
+    res->bad_position = bad == INT64_MAX ? -1 : bad;
+    free(partial);
+    return CECE_OK;
+}
+
+static void FN(normalize_rows)(int op, int64_t C, const T *x, T *out, int64_t p0, int64_t p1) {
+    for (int64_t p = p0; p < p1; p++) {
+        const T *z = x + p * C;
+        T m = FN(row_max)(z, C);
+        double log_s = log(FN(row_sumexp_)(z, C, m, 0, (T)1, (T)1));
+        if (op == CECE_LOGSUMEXP) {
+            out[p] = (T)((double)m + log_s);
+            continue;
+        }
+        T *y = out + p * C;
+        T ls = (T)log_s;
+        if (op == CECE_LOG_SOFTMAX) {
+#pragma omp simd
+            for (int64_t j = 0; j < C; j++) y[j] = (z[j] - m) - ls;
+        } else {
+#pragma omp simd
+            for (int64_t j = 0; j < C; j++) y[j] = VEXP((z[j] - m) - ls);
+        }
+    }
+}
+
+static void FN(normalize_tile)(int op, int64_t C, int64_t inner, const T *x, T *out, int64_t p0,
+                               int64_t p1) {
+    const int64_t nw = p1 - p0, o = p0 / inner, offset = o * C * inner + (p0 - o * inner);
+    const T *zb = x + offset;
+    T m[CECE_TILE], ls[CECE_TILE];
+    double S[CECE_TILE];
+    FN(tile_max)(zb, C, inner, nw, m);
+    FN(tile_sumexp_)(zb, C, inner, nw, m, S, 0, (T)1, (T)1);
+    for (int64_t i = 0; i < nw; i++) ls[i] = (T)log(S[i]);
+    if (op == CECE_LOGSUMEXP) {
+        for (int64_t i = 0; i < nw; i++) out[p0 + i] = (T)((double)m[i] + log(S[i]));
+        return;
+    }
+    T *yb = out + offset;
+    for (int64_t c = 0; c < C; c++) {
+        const T *zc = zb + c * inner;
+        T *yc = yb + c * inner;
+        if (op == CECE_LOG_SOFTMAX) {
+#pragma omp simd
+            for (int64_t i = 0; i < nw; i++) yc[i] = (zc[i] - m[i]) - ls[i];
+        } else {
+#pragma omp simd
+            for (int64_t i = 0; i < nw; i++) yc[i] = VEXP((zc[i] - m[i]) - ls[i]);
+        }
+    }
+}
+
+int FN(normalize)(int op, int64_t outer, int64_t C, int64_t inner, const T *x, T *out,
+                  int num_threads) {
+    const cece_partition part = cece_partition_of(outer, C, inner);
+    const int threads = cece_threads_for(num_threads, outer * C * inner, part.items);
+    (void)threads;
+#pragma omp parallel for num_threads(threads) schedule(static)
+    for (int64_t it = 0; it < part.items; it++) {
+        int64_t p0, p1;
+        cece_item_range(&part, inner, it, &p0, &p1);
+        if (inner == 1) FN(normalize_rows)(op, C, x, out, p0, p1);
+        else FN(normalize_tile)(op, C, inner, x, out, p0, p1);
+    }
+    return CECE_OK;
+}
+
+void FN(exp_array)(const T *x, T *y, int64_t n) {
+#pragma omp simd
+    for (int64_t i = 0; i < n; i++) y[i] = VEXP(x[i]);
+}
+
+#undef FN
+#undef CECE_PASTE
+#undef CECE_PASTE_

@@ -1,0 +1,110 @@
+/* How a call is cut into work items and spread over threads.
+ *
+ * The cut depends on the shape only, never on the thread count, and every sum is first
+ * taken within an item (in position order) and then over items (in item order): that is
+ * what makes results bitwise identical whatever num_threads is.
+ */
+#ifndef CECE_WORK_H
+#define CECE_WORK_H
+
+#include <stdint.h>
+
+#include "cece.h"
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+#if defined(__GNUC__) || defined(__clang__)
+#define CECE_INLINE static inline __attribute__((always_inline))
+#else
+#define CECE_INLINE static inline
+#endif
+
+/* Positions side by side in one tile of the (outer, C, inner) layout: the kernels vectorise
+ * along inner, so a tile is a row of TILE logits per class. */
+#define CECE_TILE 64
+/* Rows of the (N, C) layout grouped into one item: about this many logits per item. */
+#define CECE_ITEM_ELEMS 16384
+/* Below this many logits a call stays on the calling thread: waking a team costs more. */
+#define CECE_PARALLEL_MIN_ELEMS 65536
+
+typedef struct {
+    int64_t positions;      /* outer * inner */
+    int64_t rows_per_item;  /* inner == 1 */
+    int64_t tiles_per_outer;/* inner > 1 */
+    int64_t items;
+} cece_partition;
+
+static inline cece_partition cece_partition_of(int64_t outer, int64_t classes, int64_t inner) {
+    cece_partition part;
+    part.positions = outer * inner;
+    if (inner == 1) {
+        int64_t rows = CECE_ITEM_ELEMS / (classes > 0 ? classes : 1);
+        part.rows_per_item = rows > 0 ? rows : 1;
+        part.tiles_per_outer = 0;
+        part.items = (part.positions + part.rows_per_item - 1) / part.rows_per_item;
+    } else {
+        part.rows_per_item = 0;
+        part.tiles_per_outer = (inner + CECE_TILE - 1) / CECE_TILE;
+        part.items = outer * part.tiles_per_outer;
+    }
+    return part;
+}
+
+/* Item k covers positions [*p0, *p1); with inner > 1 they lie within one outer index. */
+static inline void cece_item_range(const cece_partition *part, int64_t inner, int64_t k,
+                                   int64_t *p0, int64_t *p1) {
+    if (inner == 1) {
+        int64_t end = (k + 1) * part->rows_per_item;
+        *p0 = k * part->rows_per_item;
+        *p1 = end < part->positions ? end : part->positions;
+    } else {
+        int64_t o = k / part->tiles_per_outer;
+        int64_t i0 = (k % part->tiles_per_outer) * CECE_TILE;
+        int64_t i1 = i0 + CECE_TILE < inner ? i0 + CECE_TILE : inner;
+        *p0 = o * inner + i0;
+        *p1 = o * inner + i1;
+    }
+}
+
+static inline int cece_threads_for(int requested, int64_t elements, int64_t items) {
+#ifdef _OPENMP
+    int n = requested > 0 ? requested : omp_get_max_threads();
+    if (elements < CECE_PARALLEL_MIN_ELEMS) n = 1;
+    if ((int64_t)n > items) n = (int)items;
+    return n > 0 ? n : 1;
+#else
+    (void)requested; (void)elements; (void)items;
+    return 1;
+#endif
+}
+
+/* Keras's backend.epsilon(): from_logits=False clips probabilities to [eps, 1 - eps]. */
+#define CECE_CLIP_EPSILON 1e-7
+
+/* Label status at a position: the class index, or one of these. */
+#define CECE_IGNORED (-1)
+#define CECE_BAD (-2)
+#define CECE_NO_LABEL (-3) /* probability targets */
+
+/* A position's sample weight s, label status y and class weight w_y; returns its share of
+ * "mean"'s denominator. Both the kernels and cece_denominator sum these in position order,
+ * which is why their denominators agree to the bit. */
+static inline double cece_position_weight(const cece_ce_args *a, int64_t p, int64_t *y,
+                                          double *s, double *wy) {
+    *s = a->sample_weight ? a->sample_weight[p] : 1.0;
+    *wy = 1.0;
+    if (!a->labels) {
+        *y = CECE_NO_LABEL;
+        return *s;
+    }
+    int64_t label = a->labels[p];
+    if (label == a->ignore_index) *y = CECE_IGNORED;
+    else if (label < 0 || label >= a->classes) *y = CECE_BAD;
+    else *y = label;
+    if (*y < 0) return 0.0;
+    if (a->class_weight) *wy = a->class_weight[*y];
+    return *s * *wy;
+}
+
+#endif /* CECE_WORK_H */
