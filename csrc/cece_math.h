@@ -46,29 +46,31 @@ static inline float cece_reduce_f32(float x, int32_t *n) {
 }
 
 static inline float cece_exp_f32(float x) {
-    /* Clamp so that 2^n stays representable in two factors; a NaN fails the first compare
-     * and is put back at the end. Below -105 the result rounds to 0, above 89 to inf. */
-    float xc = x > -105.0f ? x : -105.0f;
-    xc = xc < 89.0f ? xc : 89.0f;
+    /* Clamp so that 2^n stays representable in two factors. Written so a NaN fails both
+     * compares and flows through the arithmetic: the result is NaN with no extra select.
+     * Below -105 the result rounds to 0, above 89 to inf. */
+    float xc = x < -105.0f ? -105.0f : x;
+    xc = xc > 89.0f ? 89.0f : xc;
     int32_t n;
     float r = cece_reduce_f32(xc, &n);
     float p = cece_expm1_q_f32(r) * r + 1.0f;
-    /* 2^n as two normal factors so results in the subnormal range round correctly once. */
+    /* 2^n as two normal factors so results in the subnormal range round correctly once.
+     * Unsigned shifts: for a NaN input n is garbage and must not overflow a signed int. */
     int32_t n1 = n >> 1;
     int32_t n2 = n - n1;
-    float y = p * cece_bits_to_f32((n1 + 127) << 23) * cece_bits_to_f32((n2 + 127) << 23);
-    return x != x ? x : y;
+    float s1 = cece_bits_to_f32((int32_t)((uint32_t)(n1 + 127) << 23));
+    float s2 = cece_bits_to_f32((int32_t)((uint32_t)(n2 + 127) << 23));
+    return p * s1 * s2;
 }
 
 /* e^x - 1 without cancellation near 0, for the tanh below. */
 static inline float cece_expm1_f32(float x) {
-    float xc = x > -87.0f ? x : -87.0f;
-    xc = xc < 87.0f ? xc : 87.0f;
+    float xc = x < -87.0f ? -87.0f : x; /* NaN passes through, as in cece_exp_f32 */
+    xc = xc > 87.0f ? 87.0f : xc;
     int32_t n;
     float r = cece_reduce_f32(xc, &n);
-    float s = cece_bits_to_f32((n + 127) << 23);
-    float y = (s - 1.0f) + s * (r * cece_expm1_q_f32(r));
-    return x != x ? x : y;
+    float s = cece_bits_to_f32((int32_t)((uint32_t)(n + 127) << 23));
+    return (s - 1.0f) + s * (r * cece_expm1_q_f32(r));
 }
 
 static inline float cece_tanh_f32(float x) {
@@ -109,25 +111,25 @@ static inline double cece_reduce_f64(double x, int64_t *n) {
 }
 
 static inline double cece_exp_f64(double x) {
-    double xc = x > -746.0 ? x : -746.0;
-    xc = xc < 710.0 ? xc : 710.0;
+    double xc = x < -746.0 ? -746.0 : x; /* NaN passes through, as in cece_exp_f32 */
+    xc = xc > 710.0 ? 710.0 : xc;
     int64_t n;
     double r = cece_reduce_f64(xc, &n);
     double p = cece_expm1_q_f64(r) * r + 1.0;
     int64_t n1 = n >> 1;
     int64_t n2 = n - n1;
-    double y = p * cece_bits_to_f64((n1 + 1023) << 52) * cece_bits_to_f64((n2 + 1023) << 52);
-    return x != x ? x : y;
+    double s1 = cece_bits_to_f64((int64_t)((uint64_t)(n1 + 1023) << 52));
+    double s2 = cece_bits_to_f64((int64_t)((uint64_t)(n2 + 1023) << 52));
+    return p * s1 * s2;
 }
 
 static inline double cece_expm1_f64(double x) {
-    double xc = x > -708.0 ? x : -708.0;
-    xc = xc < 708.0 ? xc : 708.0;
+    double xc = x < -708.0 ? -708.0 : x;
+    xc = xc > 708.0 ? 708.0 : xc;
     int64_t n;
     double r = cece_reduce_f64(xc, &n);
-    double s = cece_bits_to_f64((n + 1023) << 52);
-    double y = (s - 1.0) + s * (r * cece_expm1_q_f64(r));
-    return x != x ? x : y;
+    double s = cece_bits_to_f64((int64_t)((uint64_t)(n + 1023) << 52));
+    return (s - 1.0) + s * (r * cece_expm1_q_f64(r));
 }
 
 static inline double cece_tanh_f64(double x) {
