@@ -24,7 +24,7 @@ typedef struct {
     double weight_sum;  /* W = sum_j w_j */
     double z_loss;
     double grad_scale;
-    int has_cap, has_w;
+    int has_cap, has_w, store_exp;
     T cap, inv_cap;
 } FN(consts);
 
@@ -45,19 +45,6 @@ CECE_INLINE T FN(row_max)(const T *z, int64_t n) {
 #pragma omp simd reduction(max : m)
     for (int64_t j = 0; j < n; j++) m = z[j] > m ? z[j] : m;
     return m;
-}
-
-CECE_INLINE double FN(row_sumexp_)(const T *z, int64_t n, T m, const int has_cap, T cap,
-                                   T inv_cap) {
-    double s = 0.0;
-#pragma omp simd reduction(+ : s)
-    for (int64_t j = 0; j < n; j++) s += (double)VEXP(FN(capped)(z[j], has_cap, cap, inv_cap) - m);
-    return s;
-}
-
-static double FN(row_sumexp)(const T *z, int64_t n, T m, const FN(consts) *k) {
-    return k->has_cap ? FN(row_sumexp_)(z, n, m, 1, k->cap, k->inv_cap)
-                      : FN(row_sumexp_)(z, n, m, 0, k->cap, k->inv_cap);
 }
 
 /* sum_j w_j * (z_j - m): the label-smoothing part of sum_j a_j * logp_j for integer targets. */
@@ -138,6 +125,81 @@ static void FN(row_grad)(const T *z, const T *t, T *g, int64_t n, T m, T log_s, 
 #undef CECE_ROW_GRAD
 }
 
+/* Pass 1 over a row: online max m and S = sum_j exp(z_j - m), CECE_CHUNK logits at a time,
+ * so the row streams from memory once and each chunk's second look hits L1. S is rescaled
+ * when a later chunk raises the max. With `e` set, also stores e_j = exp(z_j - ref) and each
+ * chunk's reference `ref` (the running max then, so e_j <= 1) for the gradient pass, which
+ * then needs no exp of its own. A row of only -inf (and NaN) gets S = NaN, as the maths. */
+CECE_INLINE double FN(chunk_sumexp_)(const T *z, T *e, int64_t n, T ref, const int has_cap, T cap,
+                                     T inv_cap, const int store) {
+    double s = 0.0;
+#pragma omp simd reduction(+ : s)
+    for (int64_t j = 0; j < n; j++) {
+        T v = VEXP(FN(capped)(z[j], has_cap, cap, inv_cap) - ref);
+        if (store) e[j] = v;
+        s += (double)v;
+    }
+    return s;
+}
+
+static void FN(row_online)(const T *z, int64_t C, const FN(consts) *k, T *e, T *chunk_ref,
+                           T *m_out, double *S_out) {
+    T m = -(T)INFINITY;
+    double S = 0.0;
+    for (int64_t c0 = 0, ci = 0; c0 < C; c0 += CECE_CHUNK, ci++) {
+        const int64_t n = C - c0 < CECE_CHUNK ? C - c0 : CECE_CHUNK;
+        T cm = FN(row_max)(z + c0, n);
+        if (k->has_cap) cm = FN(capped)(cm, 1, k->cap, k->inv_cap); /* softcap is monotonic */
+        if (cm > m) {
+            S *= exp((double)m - (double)cm);
+            m = cm;
+        }
+        /* While only -inf has been seen, measure from 0: -inf gives 0 and NaN stays NaN. */
+        const T ref = m == -(T)INFINITY ? (T)0 : m;
+        if (e) {
+            S += k->has_cap ? FN(chunk_sumexp_)(z + c0, e + c0, n, ref, 1, k->cap, k->inv_cap, 1)
+                            : FN(chunk_sumexp_)(z + c0, e + c0, n, ref, 0, k->cap, k->inv_cap, 1);
+            chunk_ref[ci] = ref;
+        } else {
+            S += k->has_cap ? FN(chunk_sumexp_)(z + c0, NULL, n, ref, 1, k->cap, k->inv_cap, 0)
+                            : FN(chunk_sumexp_)(z + c0, NULL, n, ref, 0, k->cap, k->inv_cap, 0);
+        }
+    }
+    if (m == -(T)INFINITY) S = NAN;
+    *m_out = m;
+    *S_out = S;
+}
+
+/* The gradient from the stored e_j: g_j = scale * (K * e_j * exp(ref_chunk - lse) - a_j). */
+CECE_INLINE void FN(chunk_grad_stored_)(T *g, const T *t, int64_t n, T Kf, T scale, T keep,
+                                        T uni, const double *w, const int has_w,
+                                        const int has_t) {
+#pragma omp simd
+    for (int64_t j = 0; j < n; j++) {
+        T wj = has_w ? (T)w[j] : (T)1;
+        T a = has_t ? wj * (keep * t[j] + uni) : wj * uni;
+        g[j] = scale * (Kf * g[j] - a);
+    }
+}
+
+static void FN(row_grad_stored)(T *g, const T *t, int64_t C, const T *chunk_ref, double lse,
+                                double K, T scale, const double *w, const FN(consts) *k) {
+    const T keep = (T)k->keep, uni = (T)k->uni;
+    for (int64_t c0 = 0, ci = 0; c0 < C; c0 += CECE_CHUNK, ci++) {
+        const int64_t n = C - c0 < CECE_CHUNK ? C - c0 : CECE_CHUNK;
+        const T Kf = (T)(K * exp((double)chunk_ref[ci] - lse));
+        const T *tc = t ? t + c0 : NULL;
+        const double *wc = w ? w + c0 : NULL;
+        if (t) {
+            if (w) FN(chunk_grad_stored_)(g + c0, tc, n, Kf, scale, keep, uni, wc, 1, 1);
+            else FN(chunk_grad_stored_)(g + c0, tc, n, Kf, scale, keep, uni, wc, 0, 1);
+        } else {
+            if (w) FN(chunk_grad_stored_)(g + c0, tc, n, Kf, scale, keep, uni, wc, 1, 0);
+            else FN(chunk_grad_stored_)(g + c0, tc, n, Kf, scale, keep, uni, wc, 0, 0);
+        }
+    }
+}
+
 /* Per-position loss from the row statistics; also K = A + 2 * z_loss * lse for the gradient. */
 static inline double FN(position_loss)(double A, double Ad, double log_s, double lse,
                                        const FN(consts) *k, double *K) {
@@ -150,6 +212,7 @@ static inline double FN(position_loss)(double A, double Ad, double log_s, double
     return loss;
 }
 
+/* Rows of C >= CECE_SMALL_C logits: vectorised along the row. */
 static void FN(ce_rows)(const cece_ce_args *a, const FN(consts) *k, int64_t p0, int64_t p1,
                         double *loss_acc, double *den_acc, int64_t *bad) {
     const int64_t C = a->classes;
@@ -158,8 +221,11 @@ static void FN(ce_rows)(const cece_ce_args *a, const FN(consts) *k, int64_t p0, 
     T *grad = (T *)a->grad;
     T *losses = (T *)a->losses;
     const double *w = a->class_weight;
+    const int store = grad && k->store_exp && (C + CECE_CHUNK - 1) / CECE_CHUNK <= CECE_MAX_CHUNKS;
+    T chunk_ref[CECE_MAX_CHUNKS];
     for (int64_t p = p0; p < p1; p++) {
         const T *z = logits + p * C;
+        const T *t = probs ? probs + p * C : NULL;
         T *g = grad ? grad + p * C : NULL;
         int64_t y;
         double s, wy;
@@ -170,16 +236,19 @@ static void FN(ce_rows)(const cece_ce_args *a, const FN(consts) *k, int64_t p0, 
             if (g) for (int64_t j = 0; j < C; j++) g[j] = 0;
             continue;
         }
-        T m = FN(row_max)(z, C);
-        if (k->has_cap) m = FN(capped)(m, 1, k->cap, k->inv_cap); /* softcap is monotonic */
-        double log_s = log(FN(row_sumexp)(z, C, m, k));
+        /* Read before a stored pass may overwrite the row in place. */
+        const T zy = t ? (T)0 : FN(capped)(z[y], k->has_cap, k->cap, k->inv_cap);
+        T m;
+        double S;
+        FN(row_online)(z, C, k, store ? g : NULL, chunk_ref, &m, &S);
+        double log_s = log(S);
         double lse = (double)m + log_s;
         double A, Ad, dy = 0.0, ay = 0.0;
-        if (probs) {
-            FN(row_probdot)(z, probs + p * C, C, m, w, k, &A, &Ad);
+        if (t) {
+            FN(row_probdot)(z, t, C, m, w, k, &A, &Ad);
         } else {
             double label_part = k->keep * wy;
-            dy = (double)(FN(capped)(z[y], k->has_cap, k->cap, k->inv_cap) - m);
+            dy = (double)(zy - m);
             ay = label_part + k->uni * wy;
             A = label_part + k->uni * k->weight_sum;
             Ad = label_part == 0.0 ? 0.0 : label_part * dy;
@@ -191,27 +260,23 @@ static void FN(ce_rows)(const cece_ce_args *a, const FN(consts) *k, int64_t p0, 
         *loss_acc += s * loss;
         if (!g) continue;
         double scale = s * k->grad_scale;
-        if (probs) {
-            FN(row_grad)(z, probs + p * C, g, C, m, (T)log_s, (T)K, (T)scale, w, k);
-        } else {
-            /* The label's entry in float64 before the row is (maybe) overwritten in place. */
-            double zy = (double)m + dy;
-            double chain = k->has_cap ? 1.0 - (zy / k->cap) * (zy / k->cap) : 1.0;
-            double gy = scale * chain * (K * exp(dy - log_s) - ay);
-            FN(row_grad)(z, NULL, g, C, m, (T)log_s, (T)K, (T)scale, w, k);
-            g[y] = (T)gy;
+        if (store) FN(row_grad_stored)(g, t, C, chunk_ref, lse, K, (T)scale, w, k);
+        else FN(row_grad)(z, t, g, C, m, (T)log_s, (T)K, (T)scale, w, k);
+        if (!t) { /* the label's own entry, in float64 */
+            double chain = k->has_cap ? 1.0 - ((double)zy / k->cap) * ((double)zy / k->cap) : 1.0;
+            g[y] = (T)(scale * chain * (K * exp(dy - log_s) - ay));
         }
     }
 }
 
-/* ---- tiles: positions i0..i0+nw of one outer index, class c at offset c * inner ---------- */
+/* ---- tiles: nw neighbouring positions, class c of position i at zb[c * stride + i] -------- */
 
 /* Per-tile state, one entry per position of the tile. */
 typedef struct {
     int64_t y[CECE_TILE];
     double s[CECE_TILE], wy[CECE_TILE], S[CECE_TILE], A[CECE_TILE], Ad[CECE_TILE];
+    double zy[CECE_TILE], loss[CECE_TILE], gy[CECE_TILE];
     T m[CECE_TILE], log_s[CECE_TILE], K[CECE_TILE], scale[CECE_TILE], valid[CECE_TILE];
-    double gy[CECE_TILE];
 } FN(tile_state);
 
 CECE_INLINE void FN(tile_max)(const T *zb, int64_t C, int64_t inner, int64_t nw, T *m) {
@@ -302,13 +367,13 @@ static void FN(tile_grad)(const T *zb, const T *tb, T *gb, int64_t C, int64_t in
     }
 }
 
-static void FN(ce_tile)(const cece_ce_args *a, const FN(consts) *k, int64_t p0, int64_t p1,
-                        double *loss_acc, double *den_acc, int64_t *bad) {
-    const int64_t C = a->classes, inner = a->inner, nw = p1 - p0;
-    const int64_t o = p0 / inner, offset = o * C * inner + (p0 - o * inner);
-    const T *zb = (const T *)a->logits + offset;
-    const T *tb = a->probs ? (const T *)a->probs + offset : NULL;
-    T *gb = a->grad ? (T *)a->grad + offset : NULL;
+/* Loss (and gradient) of nw positions p0.. whose logits sit at zb[c * stride + i]: the
+ * (outer, C, inner) layout with stride = inner, or a transposed block of short rows. */
+static void FN(tile_core)(const cece_ce_args *a, const FN(consts) *k, const T *zb, const T *tb,
+                          T *gb, int64_t stride, int64_t p0, int64_t nw, double *loss_acc,
+                          double *den_acc, int64_t *bad) {
+    const int64_t C = a->classes;
+    const int labels = a->labels != NULL;
     T *losses = (T *)a->losses;
     FN(tile_state) st;
 
@@ -316,53 +381,87 @@ static void FN(ce_tile)(const cece_ce_args *a, const FN(consts) *k, int64_t p0, 
         *den_acc += cece_position_weight(a, p0 + i, &st.y[i], &st.s[i], &st.wy[i]);
         st.valid[i] = st.y[i] >= 0 || st.y[i] == CECE_NO_LABEL;
         if (st.y[i] == CECE_BAD && p0 + i < *bad) *bad = p0 + i;
+        st.zy[i] = st.y[i] >= 0 ? (double)zb[st.y[i] * stride + i] : 0.0;
     }
-    FN(tile_max)(zb, C, inner, nw, st.m);
+    FN(tile_max)(zb, C, stride, nw, st.m);
     if (k->has_cap)
         for (int64_t i = 0; i < nw; i++) st.m[i] = FN(capped)(st.m[i], 1, k->cap, k->inv_cap);
-    FN(tile_sumexp)(zb, C, inner, nw, st.m, st.S, k);
+    FN(tile_sumexp)(zb, C, stride, nw, st.m, st.S, k);
     for (int64_t i = 0; i < nw; i++) st.A[i] = st.Ad[i] = 0.0;
-    if (tb || k->uni > 0.0) FN(tile_dot)(zb, tb, C, inner, nw, st.m, a->class_weight, k, st.A, st.Ad);
+    if (tb || k->uni > 0.0) FN(tile_dot)(zb, tb, C, stride, nw, st.m, a->class_weight, k, st.A, st.Ad);
 
+    /* Per-position finish, branch-free so it vectorises like the rest. */
+    const double keep = k->keep, uni = k->uni, W = k->weight_sum, zl = k->z_loss;
+    const double gs = k->grad_scale, cap = k->cap, inv_cap = k->inv_cap;
+    const int has_cap = k->has_cap;
+#pragma omp simd
     for (int64_t i = 0; i < nw; i++) {
-        int64_t p = p0 + i;
-        st.scale[i] = 0;
-        st.K[i] = 0;
-        st.log_s[i] = 0;
-        if (st.valid[i] == 0) {
-            if (losses) losses[p] = 0;
-            continue;
-        }
-        double log_s = log(st.S[i]);
-        double lse = (double)st.m[i] + log_s;
-        double A = st.A[i], Ad = st.Ad[i], dy = 0.0, ay = 0.0;
-        if (!tb) {
-            int64_t y = st.y[i];
-            double label_part = k->keep * st.wy[i];
-            dy = (double)(FN(capped)(zb[y * inner + i], k->has_cap, k->cap, k->inv_cap) - st.m[i]);
-            ay = label_part + k->uni * st.wy[i];
-            A = label_part + k->uni * k->weight_sum;
-            Ad = (label_part == 0.0 ? 0.0 : label_part * dy) + (k->uni > 0.0 ? Ad : 0.0);
-        }
-        double K;
-        double loss = FN(position_loss)(A, Ad, log_s, lse, k, &K);
-        if (losses) losses[p] = (T)(st.s[i] * loss);
-        *loss_acc += st.s[i] * loss;
-        double scale = st.s[i] * k->grad_scale;
-        st.scale[i] = (T)scale;
-        st.K[i] = (T)K;
-        st.log_s[i] = (T)log_s;
-        if (!tb) {
-            double zy = (double)st.m[i] + dy;
-            double chain = k->has_cap ? 1.0 - (zy / k->cap) * (zy / k->cap) : 1.0;
-            st.gy[i] = scale * chain * (K * exp(dy - log_s) - ay);
-        }
+        double log_s = cece_log_f64(st.S[i]);
+        double m = (double)st.m[i];
+        double lse = m + log_s;
+        double zy = has_cap ? cap * cece_tanh_f64(st.zy[i] * inv_cap) : st.zy[i];
+        double dy = zy - m;
+        double label_part = keep * st.wy[i];
+        double ay = label_part + uni * st.wy[i];
+        double A = labels ? label_part + uni * W : st.A[i];
+        double label_term = label_part == 0.0 ? 0.0 : label_part * dy;
+        double Ad = labels ? label_term + st.Ad[i] : st.Ad[i];
+        double zterm = zl > 0.0 ? zl * lse * lse : 0.0;
+        double loss = A * log_s - Ad + zterm;
+        double K = A + (zl > 0.0 ? 2.0 * zl * lse : 0.0);
+        double scale = st.s[i] * gs;
+        double chain = has_cap ? 1.0 - (zy * inv_cap) * (zy * inv_cap) : 1.0;
+        int valid = st.valid[i] != 0;
+        st.loss[i] = valid ? st.s[i] * loss : 0.0;
+        st.gy[i] = scale * chain * (K * cece_exp_f64(dy - log_s) - ay);
+        st.scale[i] = valid ? (T)scale : (T)0;
+        st.K[i] = valid ? (T)K : (T)0;
+        st.log_s[i] = valid ? (T)log_s : (T)0;
+    }
+    for (int64_t i = 0; i < nw; i++) { /* in position order: the sum must not depend on threads */
+        if (losses) losses[p0 + i] = (T)st.loss[i];
+        *loss_acc += st.loss[i];
     }
     if (!gb) return;
-    FN(tile_grad)(zb, tb, gb, C, inner, nw, &st, a->class_weight, k);
-    if (!tb)
+    FN(tile_grad)(zb, tb, gb, C, stride, nw, &st, a->class_weight, k);
+    if (labels)
         for (int64_t i = 0; i < nw; i++)
-            if (st.valid[i] != 0) gb[st.y[i] * inner + i] = (T)st.gy[i];
+            if (st.y[i] >= 0) gb[st.y[i] * stride + i] = (T)st.gy[i];
+}
+
+/* The (outer, C, inner) layout: positions p0..p1 lie in one outer index. */
+static void FN(ce_tile)(const cece_ce_args *a, const FN(consts) *k, int64_t p0, int64_t p1,
+                        double *loss_acc, double *den_acc, int64_t *bad) {
+    const int64_t C = a->classes, inner = a->inner;
+    const int64_t o = p0 / inner, offset = o * C * inner + (p0 - o * inner);
+    FN(tile_core)(a, k, (const T *)a->logits + offset,
+                  a->probs ? (const T *)a->probs + offset : NULL,
+                  a->grad ? (T *)a->grad + offset : NULL, inner, p0, p1 - p0, loss_acc, den_acc,
+                  bad);
+}
+
+/* Rows shorter than CECE_SMALL_C: a vector along a row would be mostly empty, so blocks of
+ * CECE_TILE rows are transposed into L1 and run as tiles, vectorised across rows. */
+static void FN(ce_small_rows)(const cece_ce_args *a, const FN(consts) *k, int64_t p0, int64_t p1,
+                              double *loss_acc, double *den_acc, int64_t *bad) {
+    const int64_t C = a->classes;
+    T zt[CECE_SMALL_C * CECE_TILE], tt[CECE_SMALL_C * CECE_TILE], gt[CECE_SMALL_C * CECE_TILE];
+    for (int64_t b0 = p0; b0 < p1; b0 += CECE_TILE) {
+        const int64_t nw = p1 - b0 < CECE_TILE ? p1 - b0 : CECE_TILE;
+        const T *z = (const T *)a->logits + b0 * C;
+        const T *t = a->probs ? (const T *)a->probs + b0 * C : NULL;
+        T *g = a->grad ? (T *)a->grad + b0 * C : NULL;
+        for (int64_t i = 0; i < nw; i++)
+            for (int64_t c = 0; c < C; c++) zt[c * CECE_TILE + i] = z[i * C + c];
+        if (t)
+            for (int64_t i = 0; i < nw; i++)
+                for (int64_t c = 0; c < C; c++) tt[c * CECE_TILE + i] = t[i * C + c];
+        FN(tile_core)(a, k, zt, t ? tt : NULL, g ? gt : NULL, CECE_TILE, b0, nw, loss_acc,
+                      den_acc, bad);
+        if (g)
+            for (int64_t i = 0; i < nw; i++)
+                for (int64_t c = 0; c < C; c++) g[i * C + c] = gt[c * CECE_TILE + i];
+    }
 }
 
 /* ---- from_logits=False: probabilities in, Keras's renormalise-and-clip ------------------ */
@@ -434,6 +533,11 @@ int FN(cross_entropy)(const cece_ce_args *a, cece_ce_result *res) {
     k.has_w = a->class_weight != NULL;
     k.cap = k.has_cap ? (T)a->softcap : (T)1;
     k.inv_cap = k.has_cap ? (T)(1.0 / a->softcap) : (T)1;
+    /* The gradient pass can reuse exps stored in grad by the first pass, unless it still
+     * needs the logits that an in-place first pass would overwrite (softcap's chain rule,
+     * the smoothing and probability-target dot products). */
+    k.store_exp = a->grad != NULL && !k.has_cap &&
+                  (a->grad != a->logits || (a->labels != NULL && k.uni == 0.0));
 
     double *partial = (double *)malloc(2 * (size_t)(part.items > 0 ? part.items : 1) * sizeof(double));
     if (!partial) return CECE_ERR_NOMEM;
@@ -446,6 +550,7 @@ int FN(cross_entropy)(const cece_ce_args *a, cece_ce_result *res) {
         cece_item_range(&part, a->inner, it, &p0, &p1);
         double loss = 0.0, den = 0.0;
         if (!a->from_logits) FN(ce_prob_inputs)(a, &k, p0, p1, &loss, &den, &bad);
+        else if (a->inner == 1 && a->classes < CECE_SMALL_C) FN(ce_small_rows)(a, &k, p0, p1, &loss, &den, &bad);
         else if (a->inner == 1) FN(ce_rows)(a, &k, p0, p1, &loss, &den, &bad);
         else FN(ce_tile)(a, &k, p0, p1, &loss, &den, &bad);
         partial[2 * it] = loss;
@@ -462,11 +567,14 @@ int FN(cross_entropy)(const cece_ce_args *a, cece_ce_result *res) {
     return CECE_OK;
 }
 
-static void FN(normalize_rows)(int op, int64_t C, const T *x, T *out, int64_t p0, int64_t p1) {
+static void FN(normalize_rows)(int op, int64_t C, const T *x, T *out, int64_t p0, int64_t p1,
+                               const FN(consts) *k) {
     for (int64_t p = p0; p < p1; p++) {
         const T *z = x + p * C;
-        T m = FN(row_max)(z, C);
-        double log_s = log(FN(row_sumexp_)(z, C, m, 0, (T)1, (T)1));
+        T m;
+        double S;
+        FN(row_online)(z, C, k, NULL, NULL, &m, &S);
+        double log_s = log(S);
         if (op == CECE_LOGSUMEXP) {
             out[p] = (T)((double)m + log_s);
             continue;
@@ -514,12 +622,14 @@ int FN(normalize)(int op, int64_t outer, int64_t C, int64_t inner, const T *x, T
                   int num_threads) {
     const cece_partition part = cece_partition_of(outer, C, inner);
     const int threads = cece_threads_for(num_threads, outer * C * inner, part.items);
+    FN(consts) k;
+    memset(&k, 0, sizeof k); /* no softcap: plain max and sum of exp */
     (void)threads;
 #pragma omp parallel for num_threads(threads) schedule(static)
     for (int64_t it = 0; it < part.items; it++) {
         int64_t p0, p1;
         cece_item_range(&part, inner, it, &p0, &p1);
-        if (inner == 1) FN(normalize_rows)(op, C, x, out, p0, p1);
+        if (inner == 1) FN(normalize_rows)(op, C, x, out, p0, p1, &k);
         else FN(normalize_tile)(op, C, inner, x, out, p0, p1);
     }
     return CECE_OK;

@@ -45,22 +45,33 @@ static inline float cece_reduce_f32(float x, int32_t *n) {
     return r - nf * 1.428606765330187045e-06f;
 }
 
+/* e^r for |r| <= ln2/2: a degree-7 minimax polynomial, 1 + r + r^2 * u(r) (SLEEF's
+ * coefficients), evaluated by Estrin's scheme: a short dependency chain keeps more
+ * iterations in flight than Horner's rule. */
+static inline float cece_exp_poly_f32(float r) {
+    float r2 = r * r;
+    float a = 0.166666671633720397949219f * r + 0.5f;
+    float b = 0.00833336077630519866943359f * r + 0.0416664853692054748535156f;
+    float c = 0.000198527617612853646278381f * r + 0.00139304355252534151077271f;
+    float u = (c * r2 + b) * r2 + a;
+    return r2 * u + (r + 1.0f);
+}
+
+/* e^x for every x, in one scaling multiply:
+ *  - x < -87.68 (results below 2^-127) flushes to +0 (the exponent field of 2^n reaches 0);
+ *    between that and 2^-126 results are subnormal and correctly rounded;
+ *  - x >= 88.38 gives +inf: the true overflow is at 88.72, so the last 0.34 of the range
+ *    overflows early. Every exp in the kernels is of a max-shifted value (x <= 0), so
+ *    neither edge costs them anything, and the two clamps are all the special-casing:
+ *  - -inf gives 0, +inf gives inf, NaN flows through the arithmetic and gives NaN. */
 static inline float cece_exp_f32(float x) {
-    /* Clamp so that 2^n stays representable in two factors. Written so a NaN fails both
-     * compares and flows through the arithmetic: the result is NaN with no extra select.
-     * Below -105 the result rounds to 0, above 89 to inf. */
-    float xc = x < -105.0f ? -105.0f : x;
+    float xc = x < -88.0f ? -88.0f : x;
     xc = xc > 89.0f ? 89.0f : xc;
     int32_t n;
     float r = cece_reduce_f32(xc, &n);
-    float p = cece_expm1_q_f32(r) * r + 1.0f;
-    /* 2^n as two normal factors so results in the subnormal range round correctly once.
-     * Unsigned shifts: for a NaN input n is garbage and must not overflow a signed int. */
-    int32_t n1 = n >> 1;
-    int32_t n2 = n - n1;
-    float s1 = cece_bits_to_f32((int32_t)((uint32_t)(n1 + 127) << 23));
-    float s2 = cece_bits_to_f32((int32_t)((uint32_t)(n2 + 127) << 23));
-    return p * s1 * s2;
+    /* n in [-127, 128]: exponent field 0 (+0.0) .. 255 (+inf). Unsigned: no overflow for a
+     * NaN's garbage n. */
+    return cece_exp_poly_f32(r) * cece_bits_to_f32((int32_t)((uint32_t)(n + 127) << 23));
 }
 
 /* e^x - 1 without cancellation near 0, for the tanh below. */
@@ -110,17 +121,30 @@ static inline double cece_reduce_f64(double x, int64_t *n) {
     return r - nf * 1.90821492927058770002e-10;
 }
 
+/* e^r for |r| <= ln2/2: 1 + r + r^2 * u(r), u of degree 10 (SLEEF's minimax
+ * coefficients), by Estrin's scheme. */
+static inline double cece_exp_poly_f64(double r) {
+    double r2 = r * r, r4 = r2 * r2;
+    double p01 = 0.166666666666666851703837 * r + 0.5;
+    double p23 = 0.00833333333331652721664984 * r + 0.0416666666666665047591422;
+    double p45 = 0.000198412698960509205564975 * r + 0.00138888888889774492207962;
+    double p67 = 2.75572362911928827629423e-06 * r + 2.4801587159235472998791e-05;
+    double p89 = 2.51112930892876518610661e-08 * r + 2.75573911234900471893338e-07;
+    double q0 = p23 * r2 + p01;
+    double q1 = p67 * r2 + p45;
+    double q2 = 2.08860621107283687536341e-09 * r2 + p89;
+    double u = (q2 * r4 + q1) * r4 + q0;
+    return r2 * u + (r + 1.0);
+}
+
+/* As cece_exp_f32: x < -708.74 flushes to +0, x >= 709.44 gives +inf
+ * (true overflow at 709.78), -inf -> 0, +inf -> inf, NaN -> NaN. */
 static inline double cece_exp_f64(double x) {
-    double xc = x < -746.0 ? -746.0 : x; /* NaN passes through, as in cece_exp_f32 */
+    double xc = x < -709.0 ? -709.0 : x;
     xc = xc > 710.0 ? 710.0 : xc;
     int64_t n;
     double r = cece_reduce_f64(xc, &n);
-    double p = cece_expm1_q_f64(r) * r + 1.0;
-    int64_t n1 = n >> 1;
-    int64_t n2 = n - n1;
-    double s1 = cece_bits_to_f64((int64_t)((uint64_t)(n1 + 1023) << 52));
-    double s2 = cece_bits_to_f64((int64_t)((uint64_t)(n2 + 1023) << 52));
-    return p * s1 * s2;
+    return cece_exp_poly_f64(r) * cece_bits_to_f64((int64_t)((uint64_t)(n + 1023) << 52));
 }
 
 static inline double cece_expm1_f64(double x) {
@@ -137,6 +161,33 @@ static inline double cece_tanh_f64(double x) {
     double em = cece_expm1_f64(-2.0 * ax);
     double t = -em / (2.0 + em);
     return x < 0.0 ? -t : t;
+}
+
+/* log(x) for finite x > 0, or NaN (the kernels take it of sums of exponentials, >= 1).
+ * fdlibm's reduction x = 2^e * (1 + f) with sqrt(2)/2 <= 1 + f < sqrt(2) and its minimax
+ * polynomial in s = f / (2 + f): under 1 ulp, and vectorisable (no table, no branch). */
+static inline double cece_log_f64(double x) {
+    const double Lg1 = 6.666666666666735130e-01, Lg2 = 3.999999999940941908e-01,
+                 Lg3 = 2.857142874366239149e-01, Lg4 = 2.222219843214978396e-01,
+                 Lg5 = 1.818357216161805012e-01, Lg6 = 1.531383769920937332e-01,
+                 Lg7 = 1.479819860511658591e-01;
+    int64_t bits = cece_f64_to_bits(x);
+    int64_t e = ((bits >> 52) & 0x7ff) - 1023;
+    double m = cece_bits_to_f64((bits & 0x000fffffffffffffLL) | 0x3ff0000000000000LL);
+    int64_t big = m > 1.4142135623730951;
+    m = big ? m * 0.5 : m;
+    e += big;
+    /* (double)e without an int64 conversion instruction (AVX2 has none). */
+    double dk = cece_bits_to_f64(cece_f64_to_bits(CECE_MAGIC_F64) + e) - CECE_MAGIC_F64;
+    double f = m - 1.0;
+    double s = f / (2.0 + f);
+    double z = s * s;
+    double w = z * z;
+    double R = z * (Lg1 + w * (Lg3 + w * (Lg5 + w * Lg7))) + w * (Lg2 + w * (Lg4 + w * Lg6));
+    double hfsq = 0.5 * f * f;
+    double y = dk * 6.93147180369123816490e-01 -
+               ((hfsq - (s * (hfsq + R) + dk * 1.90821492927058770002e-10)) - f);
+    return y + (x - x); /* NaN in, NaN out */
 }
 
 #endif /* CECE_MATH_H */

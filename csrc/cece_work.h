@@ -23,6 +23,13 @@
 /* Positions side by side in one tile of the (outer, C, inner) layout: the kernels vectorise
  * along inner, so a tile is a row of TILE logits per class. */
 #define CECE_TILE 64
+/* Rows shorter than this are transposed in blocks and run as tiles. */
+#define CECE_SMALL_C 16
+/* A long row is streamed in chunks of this many logits (a chunk stays in L1). */
+#define CECE_CHUNK 1024
+/* Rows of up to CECE_CHUNK * CECE_MAX_CHUNKS classes keep per-chunk maxima on the stack and
+ * compute one exp per logit in the fused pass; longer rows compute the exp twice. */
+#define CECE_MAX_CHUNKS 1024
 /* Rows of the (N, C) layout grouped into one item: about this many logits per item. */
 #define CECE_ITEM_ELEMS 16384
 /* Below this many logits a call stays on the calling thread: waking a team costs more. */
