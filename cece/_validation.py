@@ -9,6 +9,7 @@ calls.
 
 from __future__ import annotations
 
+import functools
 import math
 import operator
 from typing import Any, NamedTuple, Optional
@@ -73,6 +74,9 @@ def as_array(x: Any, name: str) -> np.ndarray:
 
 def as_compute_array(x: Any, name: str) -> np.ndarray:
     """`x` as a C-contiguous array of its compute dtype (a copy only when needed)."""
+    if type(x) is np.ndarray and x.ndim and (x.dtype is _FLOAT32 or x.dtype is _FLOAT64) \
+            and x.flags.c_contiguous:
+        return x  # the common call, at the cost of four attribute reads
     arr = as_array(x, name)
     dtype = compute_dtype(arr.dtype, name)
     if arr.ndim == 0:
@@ -96,6 +100,8 @@ def split_shape(shape: tuple[int, ...], axis: int, name: str) -> tuple[int, int,
     classes = shape[axis]
     if classes == 0:
         raise ValueError(f"{name} has 0 classes along axis {axis}; at least 1 is needed")
+    if axis == len(shape) - 1:
+        return math.prod(shape) // classes, classes, 1
     return math.prod(shape[:axis]), classes, math.prod(shape[axis + 1 :])
 
 
@@ -124,7 +130,20 @@ def _real_number(value: Any, name: str) -> float:
         raise TypeError(f"{name} must be a real number, got {type(value).__name__}") from None
 
 
-def _check_options(label_smoothing, reduction, from_logits, z_loss, softcap, ignore_index):
+def _check_options(label_smoothing, reduction, from_logits, z_loss, softcap, ignore_index,
+                   num_threads):
+    """The scalar options, checked; cached, since a training loop passes the same ones."""
+    try:
+        return _checked_options(label_smoothing, reduction, from_logits, z_loss, softcap,
+                                ignore_index, num_threads)
+    except TypeError:  # an unhashable option: check it uncached, to raise the right error
+        return _checked_options.__wrapped__(label_smoothing, reduction, from_logits, z_loss,
+                                            softcap, ignore_index, num_threads)
+
+
+@functools.lru_cache(maxsize=256, typed=True)
+def _checked_options(label_smoothing, reduction, from_logits, z_loss, softcap, ignore_index,
+                     num_threads):
     eps = _real_number(label_smoothing, "label_smoothing")
     if not 0.0 <= eps <= 1.0:
         raise ValueError(f"label_smoothing must be in [0, 1], got {eps}")
@@ -152,7 +171,7 @@ def _check_options(label_smoothing, reduction, from_logits, z_loss, softcap, ign
         ) from None
     if not -(2**63) <= ignore < 2**63:
         raise ValueError(f"ignore_index={ignore} does not fit in a 64-bit integer")
-    return eps, bool(from_logits), lam, cap, ignore
+    return eps, bool(from_logits), lam, cap, ignore, check_num_threads(num_threads)
 
 
 def _weights(x: Any, name: str, shape: tuple[int, ...], nonnegative: bool) -> Optional[np.ndarray]:
@@ -173,9 +192,11 @@ def _weights(x: Any, name: str, shape: tuple[int, ...], nonnegative: bool) -> Op
 
 def _target(target: Any, logits: np.ndarray, batch_shape: tuple[int, ...]):
     """(labels, probs, original) for the target's two forms, told apart by dtype."""
-    t = as_array(target, "target")
+    t = target if type(target) is np.ndarray else as_array(target, "target")
     kind = t.dtype.kind
     if kind in "iu":
+        if t.dtype is _INT64 and t.flags.c_contiguous and t.shape == batch_shape:
+            return t, None, t
         if t.shape != batch_shape:
             raise ValueError(
                 f"target holds class indices (dtype {t.dtype}) so its shape must be the "
@@ -209,10 +230,9 @@ def prepare_cross_entropy(
     softcap: Any,
     num_threads: Any,
 ) -> CrossEntropyCall:
-    eps, from_logits, lam, cap, ignore = _check_options(
-        label_smoothing, reduction, from_logits, z_loss, softcap, ignore_index
+    eps, from_logits, lam, cap, ignore, threads = _check_options(
+        label_smoothing, reduction, from_logits, z_loss, softcap, ignore_index, num_threads
     )
-    threads = check_num_threads(num_threads)
     z = as_compute_array(logits, "logits")
     ax = normalize_axis(axis, z.ndim)
     outer, classes, inner = split_shape(z.shape, ax, "logits")

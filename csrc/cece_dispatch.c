@@ -125,30 +125,39 @@ int cece_normalize_f64(int op, int64_t outer, int64_t classes, int64_t inner, co
 void cece_exp_array_f32(const float *x, float *y, int64_t n) { cece_current->exp_f32(x, y, n); }
 void cece_exp_array_f64(const double *x, double *y, int64_t n) { cece_current->exp_f64(x, y, n); }
 
+static void cece_denominator_item(const cece_ce_args *a, const cece_partition *part, int64_t it,
+                                  double *partial, int64_t *bad) {
+    int64_t p0, p1, y;
+    double s, wy, den = 0.0;
+    cece_item_range(part, a->inner, it, &p0, &p1);
+    for (int64_t p = p0; p < p1; p++) {
+        den += cece_position_weight(a, p, &y, &s, &wy);
+        if (y == CECE_BAD && p < *bad) *bad = p;
+    }
+    partial[it] = den;
+}
+
 int cece_denominator(const cece_ce_args *a, cece_ce_result *res) {
     const cece_partition part = cece_partition_of(a->outer, a->classes, a->inner);
-    double *partial = (double *)malloc((size_t)(part.items > 0 ? part.items : 1) * sizeof(double));
+    double stack_partial[CECE_STACK_ITEMS];
+    double *partial = part.items <= CECE_STACK_ITEMS
+                          ? stack_partial
+                          : (double *)malloc((size_t)part.items * sizeof(double));
     if (!partial) return CECE_ERR_NOMEM;
     int64_t bad = INT64_MAX;
     /* O(positions) work: threads only pay off for very large batches. */
     const int threads = cece_threads_for(a->num_threads, part.positions, part.items);
-    (void)threads;
+    if (threads > 1) {
 #pragma omp parallel for num_threads(threads) schedule(static) reduction(min : bad)
-    for (int64_t it = 0; it < part.items; it++) {
-        int64_t p0, p1, y;
-        double s, wy, den = 0.0;
-        cece_item_range(&part, a->inner, it, &p0, &p1);
-        for (int64_t p = p0; p < p1; p++) {
-            den += cece_position_weight(a, p, &y, &s, &wy);
-            if (y == CECE_BAD && p < bad) bad = p;
-        }
-        partial[it] = den;
+        for (int64_t it = 0; it < part.items; it++) cece_denominator_item(a, &part, it, partial, &bad);
+    } else {
+        for (int64_t it = 0; it < part.items; it++) cece_denominator_item(a, &part, it, partial, &bad);
     }
     res->loss_sum = 0.0;
     res->denominator = 0.0;
     for (int64_t it = 0; it < part.items; it++) res->denominator += partial[it];
     res->bad_position = bad == INT64_MAX ? -1 : bad;
-    free(partial);
+    if (partial != stack_partial) free(partial);
     return CECE_OK;
 }
 

@@ -517,6 +517,20 @@ static void FN(ce_prob_inputs)(const cece_ce_args *a, const FN(consts) *k, int64
 
 /* ---- entry points ---------------------------------------------------------------------- */
 
+/* One work item: its positions' loss and denominator sums, in position order. */
+static void FN(ce_item)(const cece_ce_args *a, const FN(consts) *k, const cece_partition *part,
+                        int64_t it, double *partial, int64_t *bad) {
+    int64_t p0, p1;
+    cece_item_range(part, a->inner, it, &p0, &p1);
+    double loss = 0.0, den = 0.0;
+    if (!a->from_logits) FN(ce_prob_inputs)(a, k, p0, p1, &loss, &den, bad);
+    else if (a->inner == 1 && a->classes < CECE_SMALL_C) FN(ce_small_rows)(a, k, p0, p1, &loss, &den, bad);
+    else if (a->inner == 1) FN(ce_rows)(a, k, p0, p1, &loss, &den, bad);
+    else FN(ce_tile)(a, k, p0, p1, &loss, &den, bad);
+    partial[2 * it] = loss;
+    partial[2 * it + 1] = den;
+}
+
 int FN(cross_entropy)(const cece_ce_args *a, cece_ce_result *res) {
     const cece_partition part = cece_partition_of(a->outer, a->classes, a->inner);
     FN(consts) k;
@@ -539,22 +553,18 @@ int FN(cross_entropy)(const cece_ce_args *a, cece_ce_result *res) {
     k.store_exp = a->grad != NULL && !k.has_cap &&
                   (a->grad != a->logits || (a->labels != NULL && k.uni == 0.0));
 
-    double *partial = (double *)malloc(2 * (size_t)(part.items > 0 ? part.items : 1) * sizeof(double));
+    double stack_partial[2 * CECE_STACK_ITEMS];
+    double *partial = part.items <= CECE_STACK_ITEMS
+                          ? stack_partial
+                          : (double *)malloc(2 * (size_t)part.items * sizeof(double));
     if (!partial) return CECE_ERR_NOMEM;
     int64_t bad = INT64_MAX;
     const int threads = cece_threads_for(a->num_threads, a->outer * a->classes * a->inner, part.items);
-    (void)threads;
+    if (threads > 1) {
 #pragma omp parallel for num_threads(threads) schedule(static) reduction(min : bad)
-    for (int64_t it = 0; it < part.items; it++) {
-        int64_t p0, p1;
-        cece_item_range(&part, a->inner, it, &p0, &p1);
-        double loss = 0.0, den = 0.0;
-        if (!a->from_logits) FN(ce_prob_inputs)(a, &k, p0, p1, &loss, &den, &bad);
-        else if (a->inner == 1 && a->classes < CECE_SMALL_C) FN(ce_small_rows)(a, &k, p0, p1, &loss, &den, &bad);
-        else if (a->inner == 1) FN(ce_rows)(a, &k, p0, p1, &loss, &den, &bad);
-        else FN(ce_tile)(a, &k, p0, p1, &loss, &den, &bad);
-        partial[2 * it] = loss;
-        partial[2 * it + 1] = den;
+        for (int64_t it = 0; it < part.items; it++) FN(ce_item)(a, &k, &part, it, partial, &bad);
+    } else { /* no parallel region at all: a small call pays nothing for OpenMP */
+        for (int64_t it = 0; it < part.items; it++) FN(ce_item)(a, &k, &part, it, partial, &bad);
     }
     res->loss_sum = 0.0;
     res->denominator = 0.0;
@@ -563,7 +573,7 @@ int FN(cross_entropy)(const cece_ce_args *a, cece_ce_result *res) {
         res->denominator += partial[2 * it + 1];
     }
     res->bad_position = bad == INT64_MAX ? -1 : bad;
-    free(partial);
+    if (partial != stack_partial) free(partial);
     return CECE_OK;
 }
 
@@ -618,19 +628,25 @@ static void FN(normalize_tile)(int op, int64_t C, int64_t inner, const T *x, T *
     }
 }
 
+static void FN(normalize_item)(int op, const cece_partition *part, int64_t C, int64_t inner,
+                               const T *x, T *out, int64_t it, const FN(consts) *k) {
+    int64_t p0, p1;
+    cece_item_range(part, inner, it, &p0, &p1);
+    if (inner == 1) FN(normalize_rows)(op, C, x, out, p0, p1, k);
+    else FN(normalize_tile)(op, C, inner, x, out, p0, p1);
+}
+
 int FN(normalize)(int op, int64_t outer, int64_t C, int64_t inner, const T *x, T *out,
                   int num_threads) {
     const cece_partition part = cece_partition_of(outer, C, inner);
     const int threads = cece_threads_for(num_threads, outer * C * inner, part.items);
     FN(consts) k;
     memset(&k, 0, sizeof k); /* no softcap: plain max and sum of exp */
-    (void)threads;
+    if (threads > 1) {
 #pragma omp parallel for num_threads(threads) schedule(static)
-    for (int64_t it = 0; it < part.items; it++) {
-        int64_t p0, p1;
-        cece_item_range(&part, inner, it, &p0, &p1);
-        if (inner == 1) FN(normalize_rows)(op, C, x, out, p0, p1, &k);
-        else FN(normalize_tile)(op, C, inner, x, out, p0, p1);
+        for (int64_t it = 0; it < part.items; it++) FN(normalize_item)(op, &part, C, inner, x, out, it, &k);
+    } else {
+        for (int64_t it = 0; it < part.items; it++) FN(normalize_item)(op, &part, C, inner, x, out, it, &k);
     }
     return CECE_OK;
 }

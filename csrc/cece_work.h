@@ -32,6 +32,8 @@
 #define CECE_MAX_CHUNKS 1024
 /* Rows of the (N, C) layout grouped into one item: about this many logits per item. */
 #define CECE_ITEM_ELEMS 16384
+/* Calls with at most this many items keep their partial sums on the stack. */
+#define CECE_STACK_ITEMS 64
 /* Below this many logits a call stays on the calling thread: waking a team costs more. */
 #define CECE_PARALLEL_MIN_ELEMS 65536
 
