@@ -288,21 +288,29 @@ CECE_INLINE void FN(tile_max)(const T *zb, int64_t C, int64_t inner, int64_t nw,
     }
 }
 
-CECE_INLINE void FN(tile_sumexp_)(const T *zb, int64_t C, int64_t inner, int64_t nw, const T *m,
-                                  double *S, const int has_cap, T cap, T inv_cap) {
+/* S_i = sum_c exp(z_ci - m_i); with `eb` set (no softcap), also stores each exp there for
+ * the gradient pass, as the row kernel does. */
+CECE_INLINE void FN(tile_sumexp_)(const T *zb, T *eb, int64_t C, int64_t inner, int64_t nw,
+                                  const T *m, double *S, const int has_cap, T cap, T inv_cap,
+                                  const int store) {
     for (int64_t i = 0; i < nw; i++) S[i] = 0.0;
     for (int64_t c = 0; c < C; c++) {
         const T *zc = zb + c * inner;
+        T *ec = store ? eb + c * inner : NULL;
 #pragma omp simd
-        for (int64_t i = 0; i < nw; i++)
-            S[i] += (double)VEXP(FN(capped)(zc[i], has_cap, cap, inv_cap) - m[i]);
+        for (int64_t i = 0; i < nw; i++) {
+            T e = VEXP(FN(capped)(zc[i], has_cap, cap, inv_cap) - m[i]);
+            if (store) ec[i] = e;
+            S[i] += (double)e;
+        }
     }
 }
 
-static void FN(tile_sumexp)(const T *zb, int64_t C, int64_t inner, int64_t nw, const T *m,
+static void FN(tile_sumexp)(const T *zb, T *eb, int64_t C, int64_t inner, int64_t nw, const T *m,
                             double *S, const FN(consts) *k) {
-    if (k->has_cap) FN(tile_sumexp_)(zb, C, inner, nw, m, S, 1, k->cap, k->inv_cap);
-    else FN(tile_sumexp_)(zb, C, inner, nw, m, S, 0, k->cap, k->inv_cap);
+    if (eb) FN(tile_sumexp_)(zb, eb, C, inner, nw, m, S, 0, k->cap, k->inv_cap, 1);
+    else if (k->has_cap) FN(tile_sumexp_)(zb, NULL, C, inner, nw, m, S, 1, k->cap, k->inv_cap, 0);
+    else FN(tile_sumexp_)(zb, NULL, C, inner, nw, m, S, 0, k->cap, k->inv_cap, 0);
 }
 
 /* Ad += sum_c a_c * (z_c - m) and A += sum_c a_c over the tile, for either target form:
@@ -355,6 +363,23 @@ CECE_INLINE void FN(tile_grad_)(const T *zb, const T *tb, T *gb, int64_t C, int6
     }
 }
 
+/* The gradient from exps stored by tile_sumexp: g = scale * (K/S * e - a). */
+CECE_INLINE void FN(tile_grad_stored_)(const T *tb, T *gb, int64_t C, int64_t inner, int64_t nw,
+                                       const FN(tile_state) *st, const T *KS, const double *w,
+                                       T keep, T uni, const int has_t) {
+    for (int64_t c = 0; c < C; c++) {
+        const T *tc = has_t ? tb + c * inner : NULL;
+        T *gc = gb + c * inner;
+        T wc = w ? (T)w[c] : (T)1;
+#pragma omp simd
+        for (int64_t i = 0; i < nw; i++) {
+            T a = has_t ? wc * (keep * tc[i] + uni) : wc * uni;
+            T v = st->scale[i] * (KS[i] * gc[i] - a);
+            gc[i] = st->valid[i] != 0 ? v : (T)0;
+        }
+    }
+}
+
 static void FN(tile_grad)(const T *zb, const T *tb, T *gb, int64_t C, int64_t inner, int64_t nw,
                           const FN(tile_state) *st, const double *w, const FN(consts) *k) {
     T keep = (T)k->keep, uni = (T)k->uni;
@@ -386,7 +411,10 @@ static void FN(tile_core)(const cece_ce_args *a, const FN(consts) *k, const T *z
     FN(tile_max)(zb, C, stride, nw, st.m);
     if (k->has_cap)
         for (int64_t i = 0; i < nw; i++) st.m[i] = FN(capped)(st.m[i], 1, k->cap, k->inv_cap);
-    FN(tile_sumexp)(zb, C, stride, nw, st.m, st.S, k);
+    /* Store the exps in gb for the gradient, unless gb is zb and a later pass still needs
+     * the logits (the same rule as the rows' k->store_exp). */
+    const int store = gb && !k->has_cap && (gb != zb || (labels && k->uni == 0.0));
+    FN(tile_sumexp)(zb, store ? gb : NULL, C, stride, nw, st.m, st.S, k);
     for (int64_t i = 0; i < nw; i++) st.A[i] = st.Ad[i] = 0.0;
     if (tb || k->uni > 0.0) FN(tile_dot)(zb, tb, C, stride, nw, st.m, a->class_weight, k, st.A, st.Ad);
 
@@ -423,7 +451,14 @@ static void FN(tile_core)(const cece_ce_args *a, const FN(consts) *k, const T *z
         *loss_acc += st.loss[i];
     }
     if (!gb) return;
-    FN(tile_grad)(zb, tb, gb, C, stride, nw, &st, a->class_weight, k);
+    if (store) {
+        T KS[CECE_TILE];
+        for (int64_t i = 0; i < nw; i++) KS[i] = (T)((double)st.K[i] / st.S[i]);
+        if (tb) FN(tile_grad_stored_)(tb, gb, C, stride, nw, &st, KS, a->class_weight, (T)k->keep, (T)k->uni, 1);
+        else FN(tile_grad_stored_)(tb, gb, C, stride, nw, &st, KS, a->class_weight, (T)k->keep, (T)k->uni, 0);
+    } else {
+        FN(tile_grad)(zb, tb, gb, C, stride, nw, &st, a->class_weight, k);
+    }
     if (labels)
         for (int64_t i = 0; i < nw; i++)
             if (st.y[i] >= 0) gb[st.y[i] * stride + i] = (T)st.gy[i];
@@ -608,7 +643,7 @@ static void FN(normalize_tile)(int op, int64_t C, int64_t inner, const T *x, T *
     T m[CECE_TILE], ls[CECE_TILE];
     double S[CECE_TILE];
     FN(tile_max)(zb, C, inner, nw, m);
-    FN(tile_sumexp_)(zb, C, inner, nw, m, S, 0, (T)1, (T)1);
+    FN(tile_sumexp_)(zb, NULL, C, inner, nw, m, S, 0, (T)1, (T)1, 0);
     for (int64_t i = 0; i < nw; i++) ls[i] = (T)log(S[i]);
     if (op == CECE_LOGSUMEXP) {
         for (int64_t i = 0; i < nw; i++) out[p0 + i] = (T)((double)m[i] + log(S[i]));
