@@ -18,6 +18,7 @@ from ._validation import (
     check_grad_out,
     check_normalize_out,
     check_num_threads,
+    label_error,
     normalize_axis,
     prepare_cross_entropy,
     same_memory,
@@ -74,13 +75,6 @@ def _doc(text: str) -> str:
     return text.replace("%(common)s", _COMMON_PARAMETERS)
 
 
-def _label_error(call: CrossEntropyCall, position: int) -> IndexError:
-    index = np.unravel_index(position, call.batch_shape)
-    value = call.target[index]
-    where = "target" + (f"[{', '.join(str(int(i)) for i in index)}]" if index else "")
-    return IndexError(f"{where} = {value} is out of range for {call.classes} classes")
-
-
 def _run(call: CrossEntropyCall, want_grad: bool, grad_out: Optional[np.ndarray]):
     """One kernel call: (reduced loss, gradient or None)."""
     dtype = call.logits.dtype
@@ -97,7 +91,7 @@ def _run(call: CrossEntropyCall, want_grad: bool, grad_out: Optional[np.ndarray]
         if call.reduction == "mean" or (in_place and call.labels is not None):
             denominator, bad = _core.denominator(*kernel_args, call.num_threads)
             if bad >= 0:
-                raise _label_error(call, bad)
+                raise label_error(call.target, bad, call.classes)
             if call.reduction == "mean":
                 grad_scale = 1.0 / denominator if denominator != 0.0 else math.inf
     softcap = 0.0 if call.softcap is None else call.softcap
@@ -105,7 +99,7 @@ def _run(call: CrossEntropyCall, want_grad: bool, grad_out: Optional[np.ndarray]
         *kernel_args, call.label_smoothing, call.z_loss, softcap, call.from_logits, losses,
         grad, grad_scale, call.num_threads)
     if bad >= 0:
-        raise _label_error(call, bad)
+        raise label_error(call.target, bad, call.classes)
     if call.reduction == "none":
         loss = losses[()]
     elif call.reduction == "sum":
@@ -259,7 +253,7 @@ def _prepare_x(x: Any, axis: Any, num_threads: Any):
 
 def _normalize(op: int, x: Any, axis: Any, out: Any, num_threads: Any) -> np.ndarray:
     arr, _, outer, classes, inner, threads = _prepare_x(x, axis, num_threads)
-    out = np.empty_like(arr) if out is None else check_normalize_out(out, arr)
+    out = np.empty_like(arr) if out is None else check_normalize_out(out, arr, x)
     return _core.normalize(op, arr, outer, classes, inner, out, threads)
 
 

@@ -47,6 +47,7 @@ class CrossEntropyCall(NamedTuple):
     z_loss: float
     softcap: Optional[float]
     num_threads: int  # 0 = OpenMP's default
+    inputs: tuple  # (name, argument as passed) for the overlap checks of grad_out
 
 
 def compute_dtype(dtype: np.dtype, name: str) -> np.dtype:
@@ -122,12 +123,10 @@ def check_num_threads(num_threads: Any) -> int:
 
 
 def _real_number(value: Any, name: str) -> float:
-    if isinstance(value, (bool, np.bool_)):
-        raise TypeError(f"{name} must be a real number, got bool")
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        raise TypeError(f"{name} must be a real number, got {type(value).__name__}") from None
+    # Not float(value): that would take the string "0.1" and 0-d or 1-element arrays.
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise TypeError(f"{name} must be a real number, got {type(value).__name__}")
+    return float(value)
 
 
 def _check_options(label_smoothing, reduction, from_logits, z_loss, softcap, ignore_index,
@@ -190,7 +189,7 @@ def _weights(x: Any, name: str, shape: tuple[int, ...], nonnegative: bool) -> Op
     return arr
 
 
-def _target(target: Any, logits: np.ndarray, batch_shape: tuple[int, ...]):
+def _target(target: Any, logits: np.ndarray, batch_shape: tuple[int, ...], classes: int):
     """(labels, probs, original) for the target's two forms, told apart by dtype."""
     t = target if type(target) is np.ndarray else as_array(target, "target")
     kind = t.dtype.kind
@@ -202,6 +201,12 @@ def _target(target: Any, logits: np.ndarray, batch_shape: tuple[int, ...]):
                 f"target holds class indices (dtype {t.dtype}) so its shape must be the "
                 f"logits' shape without the class axis, {batch_shape}; got {t.shape}"
             )
+        if t.dtype.kind == "u" and t.dtype.itemsize == 8:
+            # Values from 2**63 up would wrap to negative int64s, and could wrap onto
+            # ignore_index: they are out of range whatever the number of classes.
+            huge = np.flatnonzero(t >= np.uint64(2**63))
+            if huge.size:
+                raise label_error(t, int(huge[0]), classes)
         return np.asarray(t, dtype=_INT64, order="C"), None, t
     if kind == "f":
         if t.shape != logits.shape:
@@ -214,6 +219,13 @@ def _target(target: Any, logits: np.ndarray, batch_shape: tuple[int, ...]):
         f"target has dtype {t.dtype}; expected integer class indices or floating "
         "probabilities"
     )
+
+
+def label_error(target: np.ndarray, position: int, classes: int) -> IndexError:
+    """The error for an out-of-range label at flat `position` of the batch."""
+    index = np.unravel_index(position, target.shape)
+    where = "target" + (f"[{', '.join(str(int(i)) for i in index)}]" if index else "")
+    return IndexError(f"{where} = {target[index]} is out of range for {classes} classes")
 
 
 def prepare_cross_entropy(
@@ -237,12 +249,14 @@ def prepare_cross_entropy(
     ax = normalize_axis(axis, z.ndim)
     outer, classes, inner = split_shape(z.shape, ax, "logits")
     batch_shape = z.shape[:ax] + z.shape[ax + 1 :]
-    labels, probs, original = _target(target, z, batch_shape)
+    labels, probs, original = _target(target, z, batch_shape, classes)
     w = _weights(weight, "weight", (classes,), nonnegative=True)
     sw = _weights(sample_weight, "sample_weight", batch_shape, nonnegative=False)
     return CrossEntropyCall(
         z, ax, outer, classes, inner, batch_shape, labels, original, probs, w, sw,
         ignore, eps, reduction, from_logits, lam, cap, threads,
+        (("logits", logits), ("target", target), ("weight", weight),
+         ("sample_weight", sample_weight)),
     )
 
 
@@ -270,21 +284,25 @@ def same_memory(a: np.ndarray, b: np.ndarray) -> bool:
     )
 
 
+def _check_overlaps(out: np.ndarray, name: str, inputs, in_place_of: np.ndarray) -> None:
+    """`out` may share memory with no input, except by being `in_place_of` exactly (an
+    in-place call on an input that needed no copy)."""
+    for input_name, arg in inputs:
+        if isinstance(arg, np.ndarray) and np.may_share_memory(out, arg):
+            if arg is in_place_of and same_memory(out, in_place_of):
+                continue
+            raise ValueError(f"{name} must not overlap {input_name}"
+                             + (" unless it is that very array" if arg is in_place_of else ""))
+
+
 def check_grad_out(grad_out: Any, call: CrossEntropyCall, name: str = "grad_out") -> np.ndarray:
     out = check_out(grad_out, call.logits, name)
-    others = [("target", call.target), ("weight", call.weight), ("sample_weight", call.sample_weight)]
-    if call.probs is not None:
-        others.append(("target", call.probs))
-    for other_name, other in others:
-        if isinstance(other, np.ndarray) and np.may_share_memory(out, other):
-            raise ValueError(f"{name} must not overlap {other_name}")
-    if np.may_share_memory(out, call.logits) and not same_memory(out, call.logits):
-        raise ValueError(f"{name} overlaps logits without being logits itself")
+    _check_overlaps(out, name, call.inputs, call.logits)
     return out
 
 
-def check_normalize_out(out: Any, x: np.ndarray) -> np.ndarray:
-    out = check_out(out, x, "out")
-    if np.may_share_memory(out, x) and not same_memory(out, x):
-        raise ValueError("out overlaps x without being x itself")
+def check_normalize_out(out: Any, arr: np.ndarray, x: Any) -> np.ndarray:
+    """`out` for softmax / log_softmax of `x` (converted to `arr`); it may be x itself."""
+    out = check_out(out, arr, "out")
+    _check_overlaps(out, "out", (("x", x),), arr)
     return out

@@ -19,6 +19,7 @@ from ._validation import (
     check_grad_out,
     check_normalize_out,
     check_num_threads,
+    label_error,
     normalize_axis,
     prepare_cross_entropy,
     split_shape,
@@ -60,10 +61,7 @@ def _check_labels(call: CrossEntropyCall) -> tuple[np.ndarray, np.ndarray]:
     ignored = labels == call.ignore_index
     bad = ~ignored & ((labels < 0) | (labels >= call.classes))
     if bad.any():
-        pos = np.unravel_index(np.flatnonzero(bad)[0], labels.shape)
-        value = call.target[pos]
-        where = "target" + (f"[{', '.join(map(str, pos))}]" if pos else "")
-        raise IndexError(f"{where} = {value} is out of range for {call.classes} classes")
+        raise label_error(call.target, int(np.flatnonzero(bad)[0]), call.classes)
     return labels, ~ignored
 
 
@@ -104,12 +102,14 @@ def _forward_backward(call: CrossEntropyCall):
             g = np.where(inside, -a / r, 0.0)
             grad = (g - (g * q).sum(axis=-1, keepdims=True)) / total
 
+        if call.labels is not None:
+            denominator = (s * w[np.where(valid, labels, 0)])[valid].sum()
+        else:
+            denominator = s.sum()
+        scale = s / np.float64(denominator) if call.reduction == "mean" else s
     loss = np.where(valid, s * loss, 0.0)
-    grad = np.where(valid[..., None], s[..., None] * grad, 0.0)
-    if call.labels is not None:
-        denominator = (s * w[np.where(valid, labels, 0)])[valid].sum()
-    else:
-        denominator = s.sum()
+    # Ignored positions have a zero gradient row even when the mean divides by D = 0.
+    grad = np.where(valid[..., None], scale[..., None] * grad, 0.0)
     return loss, denominator, grad
 
 
@@ -123,10 +123,7 @@ def _reduce(call: CrossEntropyCall, loss: np.ndarray, denominator: float):
         return dtype(np.float64(loss.sum()) / np.float64(denominator))
 
 
-def _scaled_grad(call: CrossEntropyCall, grad: np.ndarray, denominator: float, grad_out):
-    if call.reduction == "mean":
-        with np.errstate(invalid="ignore", divide="ignore"):
-            grad = grad / np.float64(denominator)
+def _scaled_grad(call: CrossEntropyCall, grad: np.ndarray, grad_out):
     grad = np.moveaxis(grad, -1, call.axis).astype(call.logits.dtype)
     if grad_out is None:
         return grad
@@ -156,7 +153,7 @@ def cross_entropy_grad(logits, target, *, axis=-1, weight=None, sample_weight=No
     if out is not None:
         out = check_grad_out(out, call, "out")
     _, denominator, grad = _forward_backward(call)
-    return _scaled_grad(call, grad, denominator, out)
+    return _scaled_grad(call, grad, out)
 
 
 def cross_entropy_with_grad(logits, target, *, axis=-1, weight=None, sample_weight=None,
@@ -170,7 +167,7 @@ def cross_entropy_with_grad(logits, target, *, axis=-1, weight=None, sample_weig
     if grad_out is not None:
         grad_out = check_grad_out(grad_out, call)
     loss, denominator, grad = _forward_backward(call)
-    return _reduce(call, loss, denominator), _scaled_grad(call, grad, denominator, grad_out)
+    return _reduce(call, loss, denominator), _scaled_grad(call, grad, grad_out)
 
 
 def _prepare_x(x, axis, num_threads):
@@ -199,7 +196,7 @@ def log_softmax(x, axis=-1, *, out=None, num_threads=None):
     """Reference log-softmax along `axis`: x - logsumexp(x)."""
     arr, ax = _prepare_x(x, axis, num_threads)
     if out is not None:
-        out = check_normalize_out(out, arr)
+        out = check_normalize_out(out, arr, x)
     return _store(_log_softmax64(arr, ax), arr, out)
 
 
@@ -207,7 +204,7 @@ def softmax(x, axis=-1, *, out=None, num_threads=None):
     """Reference softmax along `axis`: exp(x - logsumexp(x))."""
     arr, ax = _prepare_x(x, axis, num_threads)
     if out is not None:
-        out = check_normalize_out(out, arr)
+        out = check_normalize_out(out, arr, x)
     return _store(np.exp(_log_softmax64(arr, ax)), arr, out)
 
 

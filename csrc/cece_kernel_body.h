@@ -406,7 +406,10 @@ static void FN(tile_core)(const cece_ce_args *a, const FN(consts) *k, const T *z
         *den_acc += cece_position_weight(a, p0 + i, &st.y[i], &st.s[i], &st.wy[i]);
         st.valid[i] = st.y[i] >= 0 || st.y[i] == CECE_NO_LABEL;
         if (st.y[i] == CECE_BAD && p0 + i < *bad) *bad = p0 + i;
-        st.zy[i] = st.y[i] >= 0 ? (double)zb[st.y[i] * stride + i] : 0.0;
+        /* The label's logit, softcapped in T exactly as the max and the sums see it. */
+        st.zy[i] = st.y[i] >= 0
+                       ? (double)FN(capped)(zb[st.y[i] * stride + i], k->has_cap, k->cap, k->inv_cap)
+                       : 0.0;
     }
     FN(tile_max)(zb, C, stride, nw, st.m);
     if (k->has_cap)
@@ -420,14 +423,14 @@ static void FN(tile_core)(const cece_ce_args *a, const FN(consts) *k, const T *z
 
     /* Per-position finish, branch-free so it vectorises like the rest. */
     const double keep = k->keep, uni = k->uni, W = k->weight_sum, zl = k->z_loss;
-    const double gs = k->grad_scale, cap = k->cap, inv_cap = k->inv_cap;
+    const double gs = k->grad_scale, inv_cap = k->inv_cap;
     const int has_cap = k->has_cap;
 #pragma omp simd
     for (int64_t i = 0; i < nw; i++) {
         double log_s = cece_log_f64(st.S[i]);
         double m = (double)st.m[i];
         double lse = m + log_s;
-        double zy = has_cap ? cap * cece_tanh_f64(st.zy[i] * inv_cap) : st.zy[i];
+        double zy = st.zy[i];
         double dy = zy - m;
         double label_part = keep * st.wy[i];
         double ay = label_part + uni * st.wy[i];

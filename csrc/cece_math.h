@@ -15,6 +15,18 @@
 #include <stdint.h>
 #include <string.h>
 
+/* The build compiles with -ffp-contract=off, so a * b + c rounds the same way in scalar and
+ * vector code, and the same value computed in two places is the same bits (the softcap of
+ * the label's logit must equal the softcap inside the max and the sums). The polynomials ask
+ * for their fused multiply-adds here, where the level has FMA. */
+#if defined(__FMA__)
+#define CECE_FMAF(a, b, c) __builtin_fmaf((a), (b), (c))
+#define CECE_FMA(a, b, c) __builtin_fma((a), (b), (c))
+#else
+#define CECE_FMAF(a, b, c) ((a) * (b) + (c))
+#define CECE_FMA(a, b, c) ((a) * (b) + (c))
+#endif
+
 static inline float cece_bits_to_f32(int32_t i) { float f; memcpy(&f, &i, 4); return f; }
 static inline int32_t cece_f32_to_bits(float f) { int32_t i; memcpy(&i, &f, 4); return i; }
 static inline double cece_bits_to_f64(int64_t i) { double f; memcpy(&f, &i, 8); return f; }
@@ -28,21 +40,21 @@ static inline int64_t cece_f64_to_bits(double f) { int64_t i; memcpy(&i, &f, 8);
 /* (e^r - 1) / r for |r| <= ln2/2: Taylor to degree 6 (truncation below half an ulp). */
 static inline float cece_expm1_q_f32(float r) {
     float q = 1.0f / 5040.0f;
-    q = q * r + 1.0f / 720.0f;
-    q = q * r + 1.0f / 120.0f;
-    q = q * r + 1.0f / 24.0f;
-    q = q * r + 1.0f / 6.0f;
-    q = q * r + 0.5f;
-    return q * r + 1.0f;
+    q = CECE_FMAF(q, r, 1.0f / 720.0f);
+    q = CECE_FMAF(q, r, 1.0f / 120.0f);
+    q = CECE_FMAF(q, r, 1.0f / 24.0f);
+    q = CECE_FMAF(q, r, 1.0f / 6.0f);
+    q = CECE_FMAF(q, r, 0.5f);
+    return CECE_FMAF(q, r, 1.0f);
 }
 
 /* Range reduction x = n*ln2 + r; returns r, stores n (as an integer) in *n. */
 static inline float cece_reduce_f32(float x, int32_t *n) {
-    float k = x * 1.44269504088896341f + CECE_MAGIC_F32;
+    float k = CECE_FMAF(x, 1.44269504088896341f, CECE_MAGIC_F32);
     *n = cece_f32_to_bits(k) - cece_f32_to_bits(CECE_MAGIC_F32);
     float nf = k - CECE_MAGIC_F32;
-    float r = x - nf * 0.693145751953125f;  /* ln2's high part: nf * it is exact */
-    return r - nf * 1.428606765330187045e-06f;
+    float r = CECE_FMAF(-nf, 0.693145751953125f, x); /* ln2's high part: nf * it is exact */
+    return CECE_FMAF(-nf, 1.428606765330187045e-06f, r);
 }
 
 /* e^r for |r| <= ln2/2: a degree-7 minimax polynomial, 1 + r + r^2 * u(r) (SLEEF's
@@ -50,28 +62,28 @@ static inline float cece_reduce_f32(float x, int32_t *n) {
  * iterations in flight than Horner's rule. */
 static inline float cece_exp_poly_f32(float r) {
     float r2 = r * r;
-    float a = 0.166666671633720397949219f * r + 0.5f;
-    float b = 0.00833336077630519866943359f * r + 0.0416664853692054748535156f;
-    float c = 0.000198527617612853646278381f * r + 0.00139304355252534151077271f;
-    float u = (c * r2 + b) * r2 + a;
-    return r2 * u + (r + 1.0f);
+    float a = CECE_FMAF(0.166666671633720397949219f, r, 0.5f);
+    float b = CECE_FMAF(0.00833336077630519866943359f, r, 0.0416664853692054748535156f);
+    float c = CECE_FMAF(0.000198527617612853646278381f, r, 0.00139304355252534151077271f);
+    float u = CECE_FMAF(CECE_FMAF(c, r2, b), r2, a);
+    return CECE_FMAF(r2, u, r + 1.0f);
 }
 
-/* e^x for every x, in one scaling multiply:
- *  - x < -87.68 (results below 2^-127) flushes to +0 (the exponent field of 2^n reaches 0);
- *    between that and 2^-126 results are subnormal and correctly rounded;
- *  - x >= 88.38 gives +inf: the true overflow is at 88.72, so the last 0.34 of the range
- *    overflows early. Every exp in the kernels is of a max-shifted value (x <= 0), so
- *    neither edge costs them anything, and the two clamps are all the special-casing:
- *  - -inf gives 0, +inf gives inf, NaN flows through the arithmetic and gives NaN. */
+/* e^x for every x: -inf gives 0, +inf gives inf, NaN flows through the arithmetic and gives
+ * NaN, results in the subnormal range are correctly rounded once, and overflow happens where
+ * the true value exceeds FLT_MAX. The two clamps are all the special-casing. */
 static inline float cece_exp_f32(float x) {
-    float xc = x < -88.0f ? -88.0f : x;
-    xc = xc > 89.0f ? 89.0f : xc;
+    float xc = x < -105.0f ? -105.0f : x; /* below, the result rounds to 0 */
+    xc = xc > 89.0f ? 89.0f : xc;         /* above, to inf */
     int32_t n;
     float r = cece_reduce_f32(xc, &n);
-    /* n in [-127, 128]: exponent field 0 (+0.0) .. 255 (+inf). Unsigned: no overflow for a
-     * NaN's garbage n. */
-    return cece_exp_poly_f32(r) * cece_bits_to_f32((int32_t)((uint32_t)(n + 127) << 23));
+    /* 2^n as two normal factors (n in [-152, 129]). Unsigned shifts: a NaN's garbage n must
+     * not overflow a signed int. */
+    int32_t n1 = n >> 1;
+    int32_t n2 = n - n1;
+    float s1 = cece_bits_to_f32((int32_t)((uint32_t)(n1 + 127) << 23));
+    float s2 = cece_bits_to_f32((int32_t)((uint32_t)(n2 + 127) << 23));
+    return cece_exp_poly_f32(r) * s1 * s2;
 }
 
 /* e^x - 1 without cancellation near 0, for the tanh below. */
@@ -99,52 +111,55 @@ static inline float cece_tanh_f32(float x) {
 /* (e^r - 1) / r for |r| <= ln2/2: Taylor to degree 12 (truncation ~4e-18). */
 static inline double cece_expm1_q_f64(double r) {
     double q = 1.0 / 6227020800.0;
-    q = q * r + 1.0 / 479001600.0;
-    q = q * r + 1.0 / 39916800.0;
-    q = q * r + 1.0 / 3628800.0;
-    q = q * r + 1.0 / 362880.0;
-    q = q * r + 1.0 / 40320.0;
-    q = q * r + 1.0 / 5040.0;
-    q = q * r + 1.0 / 720.0;
-    q = q * r + 1.0 / 120.0;
-    q = q * r + 1.0 / 24.0;
-    q = q * r + 1.0 / 6.0;
-    q = q * r + 0.5;
-    return q * r + 1.0;
+    q = CECE_FMA(q, r, 1.0 / 479001600.0);
+    q = CECE_FMA(q, r, 1.0 / 39916800.0);
+    q = CECE_FMA(q, r, 1.0 / 3628800.0);
+    q = CECE_FMA(q, r, 1.0 / 362880.0);
+    q = CECE_FMA(q, r, 1.0 / 40320.0);
+    q = CECE_FMA(q, r, 1.0 / 5040.0);
+    q = CECE_FMA(q, r, 1.0 / 720.0);
+    q = CECE_FMA(q, r, 1.0 / 120.0);
+    q = CECE_FMA(q, r, 1.0 / 24.0);
+    q = CECE_FMA(q, r, 1.0 / 6.0);
+    q = CECE_FMA(q, r, 0.5);
+    return CECE_FMA(q, r, 1.0);
 }
 
 static inline double cece_reduce_f64(double x, int64_t *n) {
-    double k = x * 1.4426950408889634074 + CECE_MAGIC_F64;
+    double k = CECE_FMA(x, 1.4426950408889634074, CECE_MAGIC_F64);
     *n = cece_f64_to_bits(k) - cece_f64_to_bits(CECE_MAGIC_F64);
     double nf = k - CECE_MAGIC_F64;
-    double r = x - nf * 6.93147180369123816490e-01;  /* fdlibm's ln2_hi: nf * it is exact */
-    return r - nf * 1.90821492927058770002e-10;
+    double r = CECE_FMA(-nf, 6.93147180369123816490e-01, x); /* fdlibm's ln2_hi: exact product */
+    return CECE_FMA(-nf, 1.90821492927058770002e-10, r);
 }
 
 /* e^r for |r| <= ln2/2: 1 + r + r^2 * u(r), u of degree 10 (SLEEF's minimax
  * coefficients), by Estrin's scheme. */
 static inline double cece_exp_poly_f64(double r) {
     double r2 = r * r, r4 = r2 * r2;
-    double p01 = 0.166666666666666851703837 * r + 0.5;
-    double p23 = 0.00833333333331652721664984 * r + 0.0416666666666665047591422;
-    double p45 = 0.000198412698960509205564975 * r + 0.00138888888889774492207962;
-    double p67 = 2.75572362911928827629423e-06 * r + 2.4801587159235472998791e-05;
-    double p89 = 2.51112930892876518610661e-08 * r + 2.75573911234900471893338e-07;
-    double q0 = p23 * r2 + p01;
-    double q1 = p67 * r2 + p45;
-    double q2 = 2.08860621107283687536341e-09 * r2 + p89;
-    double u = (q2 * r4 + q1) * r4 + q0;
-    return r2 * u + (r + 1.0);
+    double p01 = CECE_FMA(0.166666666666666851703837, r, 0.5);
+    double p23 = CECE_FMA(0.00833333333331652721664984, r, 0.0416666666666665047591422);
+    double p45 = CECE_FMA(0.000198412698960509205564975, r, 0.00138888888889774492207962);
+    double p67 = CECE_FMA(2.75572362911928827629423e-06, r, 2.4801587159235472998791e-05);
+    double p89 = CECE_FMA(2.51112930892876518610661e-08, r, 2.75573911234900471893338e-07);
+    double q0 = CECE_FMA(p23, r2, p01);
+    double q1 = CECE_FMA(p67, r2, p45);
+    double q2 = CECE_FMA(2.08860621107283687536341e-09, r2, p89);
+    double u = CECE_FMA(CECE_FMA(q2, r4, q1), r4, q0);
+    return CECE_FMA(r2, u, r + 1.0);
 }
 
-/* As cece_exp_f32: x < -708.74 flushes to +0, x >= 709.44 gives +inf
- * (true overflow at 709.78), -inf -> 0, +inf -> inf, NaN -> NaN. */
+/* As cece_exp_f32, for double. */
 static inline double cece_exp_f64(double x) {
-    double xc = x < -709.0 ? -709.0 : x;
+    double xc = x < -746.0 ? -746.0 : x;
     xc = xc > 710.0 ? 710.0 : xc;
     int64_t n;
     double r = cece_reduce_f64(xc, &n);
-    return cece_exp_poly_f64(r) * cece_bits_to_f64((int64_t)((uint64_t)(n + 1023) << 52));
+    int64_t n1 = n >> 1;
+    int64_t n2 = n - n1;
+    double s1 = cece_bits_to_f64((int64_t)((uint64_t)(n1 + 1023) << 52));
+    double s2 = cece_bits_to_f64((int64_t)((uint64_t)(n2 + 1023) << 52));
+    return cece_exp_poly_f64(r) * s1 * s2;
 }
 
 static inline double cece_expm1_f64(double x) {

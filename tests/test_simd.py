@@ -1,0 +1,220 @@
+"""Every SIMD level this CPU runs (cece._core.build_info()["simd_supported"]): a representative
+agreement run per level, agreement between levels, and the accuracy of the kernels' own
+vectorised exp (cece._core.exp_array) over the whole range.
+
+The ``simd_level`` fixture (tests/conftest.py) selects each level with
+cece._core.select_simd and restores the one selected before.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import cece
+import cece.reference as ref
+from cece_testing import (
+    FLOATS,
+    REDUCTIONS,
+    assert_close,
+    batch_shape_of,
+    check_against_reference,
+    make_labels,
+    make_logits,
+    make_positive,
+    make_probs,
+    make_sample_weight,
+    make_weight,
+    rtol_for,
+)
+
+LEVEL_AT_IMPORT = cece.show_config(mode="dicts")["simd_selected"]
+
+# shapes that exercise every kernel path and vector tail: tiles for C < 16, rows (one chunk
+# and several), the (outer, C, inner) layout with inner not a multiple of the vector width
+CASES = [
+    ((37, 3), -1), ((21, 15), -1), ((21, 16), -1), ((21, 17), -1), ((5, 1000), -1),
+    ((3, 5000), -1), ((2, 7, 13), 1), ((3, 20, 9), 1), ((2, 5, 3, 3), 1), ((9,), 0),
+]
+
+
+@pytest.mark.parametrize("dtype", FLOATS, ids=["f64", "f32"])
+def test_agreement_per_level(simd_level, rng, dtype):
+    for shape, axis in CASES:
+        C = shape[axis]
+        batch = batch_shape_of(shape, axis)
+        x = make_logits(rng, shape, dtype, scale=3.0)
+        y = make_labels(rng, batch, C, ignore_index=-100, ignore_frac=0.2)
+        t = make_probs(rng, shape, axis, dtype)
+        full = {"weight": make_weight(rng, C), "sample_weight": make_sample_weight(rng, batch),
+                "label_smoothing": 0.1}
+        for reduction in REDUCTIONS:
+            kw = {"axis": axis, "reduction": reduction}
+            check_against_reference(cece, ref, x, y, what=f"{simd_level} {shape}", **kw)
+            check_against_reference(cece, ref, x, y, what=f"{simd_level} {shape}", z_loss=1e-3,
+                                    softcap=4.0, **full, **kw)
+            check_against_reference(cece, ref, x, t, what=f"{simd_level} {shape}", **full, **kw)
+            check_against_reference(cece, ref, make_positive(rng, shape, dtype), t,
+                                    from_logits=False, what=f"{simd_level} {shape}", **full, **kw)
+        for name in ("softmax", "log_softmax", "logsumexp"):
+            assert_close(getattr(cece, name)(x, axis=axis), getattr(ref, name)(x, axis=axis),
+                         rtol_for(dtype), f"{simd_level} {name} {shape}")
+
+
+@pytest.mark.parametrize("dtype", FLOATS, ids=["f64", "f32"])
+def test_special_values_per_level(simd_level, rng, dtype):
+    x = make_logits(rng, (10, 20), dtype)
+    x[1, 3] = np.nan
+    x[2, :5] = -np.inf
+    x[3] = -np.inf
+    x[4, 7] = np.inf
+    x[5] *= 1e30 if dtype == np.float64 else 1e28
+    y = make_labels(rng, (10,), 20)
+    y[2] = 10
+    for reduction in REDUCTIONS:
+        check_against_reference(cece, ref, x, y, reduction=reduction, what=simd_level)
+    loss = cece.cross_entropy(x, y, reduction="none")
+    assert np.array_equal(np.isnan(loss), np.isin(np.arange(10), [1, 3, 4]))
+
+
+def test_levels_agree_with_each_other(rng):
+    levels = cece._core.build_info()["simd_supported"]
+    original = cece.show_config(mode="dicts")["simd_selected"]
+    x = make_logits(rng, (300, 77), np.float32)
+    y = make_labels(rng, (300,), 77)
+    results = {}
+    try:
+        for level in levels:
+            cece._core.select_simd(level)
+            results[level] = cece.cross_entropy_with_grad(x, y, reduction="sum", softcap=5.0)
+    finally:
+        cece._core.select_simd(original)
+    first = results[levels[0]]
+    for level in levels[1:]:
+        assert_close(results[level][0], first[0], 1e-5, f"{level} loss")
+        assert_close(results[level][1], first[1], 1e-5, f"{level} grad")
+
+
+def test_select_simd_rejects_unknown_levels():
+    original = cece.show_config(mode="dicts")["simd_selected"]
+    compiled = cece._core.build_info()["simd_compiled"]
+    supported = cece._core.build_info()["simd_supported"]
+    try:
+        with pytest.raises(ValueError):
+            cece._core.select_simd("sse9")
+        for level in compiled:
+            if level not in supported:
+                with pytest.raises(ValueError, match=level):
+                    cece._core.select_simd(level)
+        assert cece.show_config(mode="dicts")["simd_selected"] == original
+    finally:
+        cece._core.select_simd(original)
+
+
+def test_simd_fixture_restores_the_level():
+    """Runs after the parametrized tests above: the level is again the one selected when this
+    module was imported."""
+    info = cece._core.build_info()
+    assert info["simd_selected"] == LEVEL_AT_IMPORT
+    assert info["simd_selected"] in info["simd_supported"]
+
+
+# ---- the kernels' exp ----------------------------------------------------------------------
+
+
+def _ulp_error(result, x, dtype):
+    """|result - exp(x)| in units in the last place of the exact value (subnormal ulps below
+    the normal range), exp computed in long double (float64 if that is all there is)."""
+    wide = np.longdouble if np.finfo(np.longdouble).nmant >= 63 else np.float64
+    exact = np.exp(x.astype(wide))
+    nmant = np.finfo(dtype).nmant
+    tiny_ulp = wide(np.finfo(dtype).smallest_subnormal)
+    _, k = np.frexp(exact)
+    ulp = np.maximum(np.ldexp(wide(1), k - (nmant + 1)), tiny_ulp)
+    return np.abs(result.astype(wide) - exact) / ulp, exact
+
+
+# (id, float32 range, float64 range): together the whole range where exp is finite and not 0
+RANGES = {
+    "normal_results": ((-87.33, 88.0), (-708.39, 709.0)),
+    "subnormal_results": ((-103.97, -87.34), (-745.13, -708.40)),
+    "near_overflow": ((88.0, 88.7228), (709.0, 709.7827)),
+}
+
+
+def _samples(lo, hi, dtype, rng, n):
+    x = np.concatenate([rng.uniform(lo, hi, n), np.linspace(lo, hi, n // 4)]).astype(dtype)
+    return x[(x >= lo) & (x <= hi)]
+
+
+@pytest.mark.parametrize("part", list(RANGES))
+@pytest.mark.parametrize("dtype", FLOATS, ids=["f64", "f32"])
+def test_exp_ulp_error(simd_level, rng, dtype, part):
+    lo, hi = RANGES[part][0 if dtype == np.float32 else 1]
+    x = _samples(lo, hi, dtype, rng, 400_000)
+    out = np.empty_like(x)
+    assert cece._core.exp_array(x, out) is out
+    err, exact = _ulp_error(out, x, dtype)
+    worst = int(np.argmax(err))
+    assert err[worst] <= 2.0, (
+        f"{simd_level} {np.dtype(dtype).name} {part}: {err[worst]:.3g} ulp at x={x[worst]!r}: "
+        f"got {out[worst]!r}, exp(x) = {float(exact[worst])!r}")
+    if dtype == np.float64:
+        # against NumPy's own exp (itself within 1 ulp of the exact value)
+        _, k = np.frexp(np.exp(x))
+        ulp = np.maximum(np.ldexp(1.0, k - 53), np.finfo(np.float64).smallest_subnormal)
+        err_np = np.abs(out - np.exp(x)) / ulp
+        assert err_np.max() <= 3.0, (simd_level, part, err_np.max(), x[np.argmax(err_np)])
+
+
+@pytest.mark.parametrize("dtype", FLOATS, ids=["f64", "f32"])
+def test_exp_special_values(simd_level, dtype):
+    big = 89.0 if dtype == np.float32 else 710.0
+    low = -104.0 if dtype == np.float32 else -746.0
+    x = np.array([-np.inf, np.inf, np.nan, 0.0, -0.0, 1.0, -1.0, big, 1e30, -1e30, low,
+                  np.finfo(dtype).max, -np.finfo(dtype).max, np.finfo(dtype).smallest_subnormal,
+                  -np.finfo(dtype).smallest_subnormal, -np.nan], dtype=dtype)
+    out = cece._core.exp_array(x, np.empty_like(x))
+    expected = np.array([0.0, np.inf, np.nan, 1.0, 1.0, np.e, 1 / np.e, np.inf, np.inf, 0.0, 0.0,
+                         np.inf, 0.0, 1.0, 1.0, np.nan]).astype(dtype)
+    close = np.isclose(out, expected, rtol=4 * np.finfo(dtype).eps, atol=0, equal_nan=True)
+    assert close.all(), list(zip(x[~close], out[~close], expected[~close]))
+    assert np.array_equal(np.isnan(out), np.isnan(expected))
+    assert np.array_equal(np.isinf(out), np.isinf(expected))
+    assert np.all(out[~np.isnan(out)] >= 0)
+
+
+@pytest.mark.parametrize("dtype", FLOATS, ids=["f64", "f32"])
+def test_exp_every_length(simd_level, rng, dtype):
+    """Vector bodies and scalar tails: lengths 0..70, values at every position."""
+    for n in range(71):
+        x = rng.uniform(-20, 20, n).astype(dtype)
+        if n > 3:
+            x[-1] = np.nan
+            x[n // 2] = -np.inf
+        out = np.full_like(x, 123.0)
+        cece._core.exp_array(x, out)
+        err, _ = _ulp_error(out[np.isfinite(x)], x[np.isfinite(x)], dtype)
+        assert err.size == 0 or err.max() <= 2.0, (n, err.max())
+        if n > 3:
+            assert np.isnan(out[-1]) and out[n // 2] == 0.0
+    # in place
+    x = rng.uniform(-5, 5, 33).astype(dtype)
+    expected = cece._core.exp_array(x, np.empty_like(x))
+    cece._core.exp_array(x, x)
+    assert np.array_equal(x, expected)
+
+
+@pytest.mark.parametrize("dtype,gap", [(np.float32, 95.0), (np.float64, 720.0)],
+                         ids=["f32", "f64"])
+def test_subnormal_probabilities_not_flushed(simd_level, dtype, gap):
+    """Softmax entries (and gradient entries) whose value is subnormal: IEEE arithmetic gives
+    the subnormal, not 0 (the reference rounds its float64 value to the dtype)."""
+    x = np.array([[0.0, -gap, 1.0]], dtype=dtype)
+    y = np.array([2])
+    expected = ref.softmax(x)
+    assert 0 < expected[0, 1] < np.finfo(dtype).smallest_normal
+    got = cece.softmax(x)
+    assert np.isclose(got[0, 1], expected[0, 1], rtol=0.01, atol=0), (got, expected)
+    grad = cece.cross_entropy_grad(x, y, reduction="sum")
+    assert np.isclose(grad[0, 1], expected[0, 1], rtol=0.01, atol=0), grad
