@@ -88,7 +88,11 @@ def _forward_backward(call: CrossEntropyCall):
             log_s = np.log(np.exp(z - m).sum(axis=-1, keepdims=True))
             logp = (z - m) - log_s
             lse = (m + log_s)[..., 0]
-            loss = -_xlogy_sum(a, logp) + call.z_loss * lse**2
+            # A row whose logsumexp is NaN (a NaN, a +inf, or only -inf) has a NaN loss
+            # whatever the target: DESIGN.md's "an all -inf row is nan".
+            loss = np.where(np.isnan(lse), np.nan, -_xlogy_sum(a, logp))
+            if call.z_loss > 0:  # (z * lse) * lse: no overflow of lse**2 when z_loss is small
+                loss = loss + call.z_loss * lse * lse
             p = np.exp(logp)
             grad = (a.sum(axis=-1) + 2.0 * call.z_loss * lse)[..., None] * p - a
             if call.softcap is not None:

@@ -53,7 +53,7 @@ CECE_INLINE double FN(row_wdot_)(const T *z, int64_t n, T m, const double *w, co
     double s = 0.0;
 #pragma omp simd reduction(+ : s)
     for (int64_t j = 0; j < n; j++) {
-        double d = (double)(FN(capped)(z[j], has_cap, cap, inv_cap) - m);
+        double d = (double)FN(capped)(z[j], has_cap, cap, inv_cap) - (double)m; /* in double: float32 differences can overflow */
         double wj = has_w ? w[j] : 1.0;
         s += wj == 0.0 ? 0.0 : wj * d; /* xlogy: no target mass, no term */
     }
@@ -76,7 +76,7 @@ CECE_INLINE void FN(row_probdot_)(const T *z, const T *t, int64_t n, T m, const 
 #pragma omp simd reduction(+ : A, Ad)
     for (int64_t j = 0; j < n; j++) {
         double a = (has_w ? w[j] : 1.0) * (keep * (double)t[j] + uni);
-        double d = (double)(FN(capped)(z[j], has_cap, cap, inv_cap) - m);
+        double d = (double)FN(capped)(z[j], has_cap, cap, inv_cap) - (double)m; /* in double: float32 differences can overflow */
         A += a;
         Ad += a == 0.0 ? 0.0 : a * d;
     }
@@ -248,7 +248,7 @@ static void FN(ce_rows)(const cece_ce_args *a, const FN(consts) *k, int64_t p0, 
             FN(row_probdot)(z, t, C, m, w, k, &A, &Ad);
         } else {
             double label_part = k->keep * wy;
-            dy = (double)(zy - m);
+            dy = (double)zy - (double)m;
             ay = label_part + k->uni * wy;
             A = label_part + k->uni * k->weight_sum;
             Ad = label_part == 0.0 ? 0.0 : label_part * dy;
@@ -326,7 +326,7 @@ CECE_INLINE void FN(tile_dot_)(const T *zb, const T *tb, int64_t C, int64_t inne
 #pragma omp simd
         for (int64_t i = 0; i < nw; i++) {
             double a = has_t ? wc * (keep * (double)tc[i] + uni) : wc * uni;
-            double d = (double)(FN(capped)(zc[i], has_cap, cap, inv_cap) - m[i]);
+            double d = (double)FN(capped)(zc[i], has_cap, cap, inv_cap) - (double)m[i];
             A[i] += a;
             Ad[i] += a == 0.0 ? 0.0 : a * d;
         }
