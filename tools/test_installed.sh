@@ -6,16 +6,16 @@
 #   tools/test_installed.sh PYTHON wheelhouse/cece-0.1.0.tar.gz [pytest args]
 #
 # A wheel: the test tools (NumPy, pytest, hypothesis, threadpoolctl, mypy) come from PyPI
-# first (as wheels), then the wheel with `pip install --no-index --no-deps FILE` (nothing but that file),
-# then `pip check`; the extension's libgomp must resolve (ldd) into the wheel's cece.libs/.
-# The tests are this checkout's tests/.
+# first, as wheels; then the wheel with `pip install --no-index --no-deps FILE` (nothing but
+# that file), then `pip check`; the extension's libgomp must resolve (ldd) into the wheel's
+# cece.libs/. The tests are this checkout's tests/.
 # An sdist: `pip install FILE` (a compile, build dependencies from PyPI); the tests are the
 # ones the sdist ships, run from the unpacked sdist.
 # pytest runs as the venv's `pytest` script with CECE_TEST_INSTALLED=1, so no folder holding
 # a ./cece is on sys.path and tests/test_packaging.py checks where cece was imported from.
 # Environment: CECE_TEST_PEERS=1 also installs torch (the interop tests against PyTorch).
 set -euo pipefail
-[ "$#" -ge 2 ] || { sed -n '2,9p' "$0"; exit 2; }
+[ "$#" -ge 2 ] || { sed -n '2,6p' "$0"; exit 2; }
 cd "$(dirname "$0")/.."
 root=$(pwd)
 python=$1
