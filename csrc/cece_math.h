@@ -15,6 +15,8 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "cece_inline.h"
+
 /* The build compiles with -ffp-contract=off, so a * b + c rounds the same way in scalar and
  * vector code, and the same value computed in two places is the same bits (the softcap of
  * the label's logit must equal the softcap inside the max and the sums). The polynomials ask
@@ -27,10 +29,10 @@
 #define CECE_FMA(a, b, c) ((a) * (b) + (c))
 #endif
 
-static inline float cece_bits_to_f32(int32_t i) { float f; memcpy(&f, &i, 4); return f; }
-static inline int32_t cece_f32_to_bits(float f) { int32_t i; memcpy(&i, &f, 4); return i; }
-static inline double cece_bits_to_f64(int64_t i) { double f; memcpy(&f, &i, 8); return f; }
-static inline int64_t cece_f64_to_bits(double f) { int64_t i; memcpy(&i, &f, 8); return i; }
+CECE_INLINE float cece_bits_to_f32(int32_t i) { float f; memcpy(&f, &i, 4); return f; }
+CECE_INLINE int32_t cece_f32_to_bits(float f) { int32_t i; memcpy(&i, &f, 4); return i; }
+CECE_INLINE double cece_bits_to_f64(int64_t i) { double f; memcpy(&f, &i, 8); return f; }
+CECE_INLINE int64_t cece_f64_to_bits(double f) { int64_t i; memcpy(&i, &f, 8); return i; }
 
 /* ---- float32 ---------------------------------------------------------------------- */
 
@@ -38,7 +40,7 @@ static inline int64_t cece_f64_to_bits(double f) { int64_t i; memcpy(&i, &f, 8);
 #define CECE_MAGIC_F32 12582912.0f
 
 /* (e^r - 1) / r for |r| <= ln2/2: Taylor to degree 6 (truncation below half an ulp). */
-static inline float cece_expm1_q_f32(float r) {
+CECE_INLINE float cece_expm1_q_f32(float r) {
     float q = 1.0f / 5040.0f;
     q = CECE_FMAF(q, r, 1.0f / 720.0f);
     q = CECE_FMAF(q, r, 1.0f / 120.0f);
@@ -49,7 +51,7 @@ static inline float cece_expm1_q_f32(float r) {
 }
 
 /* Range reduction x = n*ln2 + r; returns r, stores n (as an integer) in *n. */
-static inline float cece_reduce_f32(float x, int32_t *n) {
+CECE_INLINE float cece_reduce_f32(float x, int32_t *n) {
     float k = CECE_FMAF(x, 1.44269504088896341f, CECE_MAGIC_F32);
     *n = cece_f32_to_bits(k) - cece_f32_to_bits(CECE_MAGIC_F32);
     float nf = k - CECE_MAGIC_F32;
@@ -60,7 +62,7 @@ static inline float cece_reduce_f32(float x, int32_t *n) {
 /* e^r for |r| <= ln2/2: a degree-7 minimax polynomial, 1 + r + r^2 * u(r) (SLEEF's
  * coefficients), evaluated by Estrin's scheme: a short dependency chain keeps more
  * iterations in flight than Horner's rule. */
-static inline float cece_exp_poly_f32(float r) {
+CECE_INLINE float cece_exp_poly_f32(float r) {
     float r2 = r * r;
     float a = CECE_FMAF(0.166666671633720397949219f, r, 0.5f);
     float b = CECE_FMAF(0.00833336077630519866943359f, r, 0.0416664853692054748535156f);
@@ -72,7 +74,7 @@ static inline float cece_exp_poly_f32(float r) {
 /* e^x for every x: -inf gives 0, +inf gives inf, NaN flows through the arithmetic and gives
  * NaN, results in the subnormal range are correctly rounded once, and overflow happens where
  * the true value exceeds FLT_MAX. The two clamps are all the special-casing. */
-static inline float cece_exp_f32(float x) {
+CECE_INLINE float cece_exp_f32(float x) {
     float xc = x < -105.0f ? -105.0f : x; /* below, the result rounds to 0 */
     xc = xc > 89.0f ? 89.0f : xc;         /* above, to inf */
     int32_t n;
@@ -87,7 +89,7 @@ static inline float cece_exp_f32(float x) {
 }
 
 /* e^x - 1 without cancellation near 0, for the tanh below. */
-static inline float cece_expm1_f32(float x) {
+CECE_INLINE float cece_expm1_f32(float x) {
     float xc = x < -87.0f ? -87.0f : x; /* NaN passes through, as in cece_exp_f32 */
     xc = xc > 87.0f ? 87.0f : xc;
     int32_t n;
@@ -96,7 +98,7 @@ static inline float cece_expm1_f32(float x) {
     return (s - 1.0f) + s * (r * cece_expm1_q_f32(r));
 }
 
-static inline float cece_tanh_f32(float x) {
+CECE_INLINE float cece_tanh_f32(float x) {
     float ax = x < 0.0f ? -x : x;
     float em = cece_expm1_f32(-2.0f * ax);  /* in (-1, 0] */
     float t = -em / (2.0f + em);
@@ -109,7 +111,7 @@ static inline float cece_tanh_f32(float x) {
 #define CECE_MAGIC_F64 6755399441055744.0
 
 /* (e^r - 1) / r for |r| <= ln2/2: Taylor to degree 12 (truncation ~4e-18). */
-static inline double cece_expm1_q_f64(double r) {
+CECE_INLINE double cece_expm1_q_f64(double r) {
     double q = 1.0 / 6227020800.0;
     q = CECE_FMA(q, r, 1.0 / 479001600.0);
     q = CECE_FMA(q, r, 1.0 / 39916800.0);
@@ -125,7 +127,7 @@ static inline double cece_expm1_q_f64(double r) {
     return CECE_FMA(q, r, 1.0);
 }
 
-static inline double cece_reduce_f64(double x, int64_t *n) {
+CECE_INLINE double cece_reduce_f64(double x, int64_t *n) {
     double k = CECE_FMA(x, 1.4426950408889634074, CECE_MAGIC_F64);
     *n = cece_f64_to_bits(k) - cece_f64_to_bits(CECE_MAGIC_F64);
     double nf = k - CECE_MAGIC_F64;
@@ -135,7 +137,7 @@ static inline double cece_reduce_f64(double x, int64_t *n) {
 
 /* e^r for |r| <= ln2/2: 1 + r + r^2 * u(r), u of degree 10 (SLEEF's minimax
  * coefficients), by Estrin's scheme. */
-static inline double cece_exp_poly_f64(double r) {
+CECE_INLINE double cece_exp_poly_f64(double r) {
     double r2 = r * r, r4 = r2 * r2;
     double p01 = CECE_FMA(0.166666666666666851703837, r, 0.5);
     double p23 = CECE_FMA(0.00833333333331652721664984, r, 0.0416666666666665047591422);
@@ -150,7 +152,7 @@ static inline double cece_exp_poly_f64(double r) {
 }
 
 /* As cece_exp_f32, for double. */
-static inline double cece_exp_f64(double x) {
+CECE_INLINE double cece_exp_f64(double x) {
     double xc = x < -746.0 ? -746.0 : x;
     xc = xc > 710.0 ? 710.0 : xc;
     int64_t n;
@@ -162,7 +164,7 @@ static inline double cece_exp_f64(double x) {
     return cece_exp_poly_f64(r) * s1 * s2;
 }
 
-static inline double cece_expm1_f64(double x) {
+CECE_INLINE double cece_expm1_f64(double x) {
     double xc = x < -708.0 ? -708.0 : x;
     xc = xc > 708.0 ? 708.0 : xc;
     int64_t n;
@@ -171,7 +173,7 @@ static inline double cece_expm1_f64(double x) {
     return (s - 1.0) + s * (r * cece_expm1_q_f64(r));
 }
 
-static inline double cece_tanh_f64(double x) {
+CECE_INLINE double cece_tanh_f64(double x) {
     double ax = x < 0.0 ? -x : x;
     double em = cece_expm1_f64(-2.0 * ax);
     double t = -em / (2.0 + em);
@@ -181,7 +183,7 @@ static inline double cece_tanh_f64(double x) {
 /* log(x) for finite x > 0, or NaN (the kernels take it of sums of exponentials, >= 1).
  * fdlibm's reduction x = 2^e * (1 + f) with sqrt(2)/2 <= 1 + f < sqrt(2) and its minimax
  * polynomial in s = f / (2 + f): under 1 ulp, and vectorisable (no table, no branch). */
-static inline double cece_log_f64(double x) {
+CECE_INLINE double cece_log_f64(double x) {
     const double Lg1 = 6.666666666666735130e-01, Lg2 = 3.999999999940941908e-01,
                  Lg3 = 2.857142874366239149e-01, Lg4 = 2.222219843214978396e-01,
                  Lg5 = 1.818357216161805012e-01, Lg6 = 1.531383769920937332e-01,

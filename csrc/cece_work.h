@@ -10,15 +10,11 @@
 #include <stdint.h>
 
 #include "cece.h"
+#include "cece_inline.h"
 #ifdef _OPENMP
 #include <omp.h>
 #endif
 
-#if defined(__GNUC__) || defined(__clang__)
-#define CECE_INLINE static inline __attribute__((always_inline))
-#else
-#define CECE_INLINE static inline
-#endif
 
 /* Positions side by side in one tile of the (outer, C, inner) layout: the kernels vectorise
  * along inner, so a tile is a row of TILE logits per class. */
