@@ -128,13 +128,15 @@ void cece_exp_array_f64(const double *x, double *y, int64_t n) { cece_current->e
 static void cece_denominator_item(const cece_ce_args *a, const cece_partition *part, int64_t it,
                                   double *partial, int64_t *bad) {
     int64_t p0, p1, y;
-    double s, wy, den = 0.0;
+    double s, wy;
+    cece_sums acc;
+    cece_sums_clear(&acc);
     cece_item_range(part, a->inner, it, &p0, &p1);
     for (int64_t p = p0; p < p1; p++) {
-        den += cece_position_weight(a, p, &y, &s, &wy);
+        acc.den[(p - p0) % CECE_SUM_LANES] += cece_position_weight(a, p, &y, &s, &wy);
         if (y == CECE_BAD && p < *bad) *bad = p;
     }
-    partial[it] = den;
+    partial[it] = cece_lanes_total(acc.den);
 }
 
 int cece_denominator(const cece_ce_args *a, cece_ce_result *res) {

@@ -5,6 +5,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 
+#include "cece_columns.h"
 #include "cece_math.h"
 #include "cece_work.h"
 
@@ -14,19 +15,31 @@
 #define T float
 #define SUF CECE_LEVEL_PASTE(f32, CECE_LEVEL)
 #define VEXP cece_exp_f32
+#define VEXPS cece_exp_shifted_f32
 #define VTANH cece_tanh_f32
+#define ROWS_TO_TILE cece_rows_to_tile_f32
+#define TILE_TO_ROWS cece_tile_to_rows_f32
 #include "cece_kernel_body.h"
 #undef T
 #undef SUF
 #undef VEXP
+#undef VEXPS
 #undef VTANH
+#undef ROWS_TO_TILE
+#undef TILE_TO_ROWS
 
 #define T double
 #define SUF CECE_LEVEL_PASTE(f64, CECE_LEVEL)
 #define VEXP cece_exp_f64
+#define VEXPS cece_exp_shifted_f64
 #define VTANH cece_tanh_f64
+#define ROWS_TO_TILE cece_rows_to_tile_f64
+#define TILE_TO_ROWS cece_tile_to_rows_f64
 #include "cece_kernel_body.h"
 #undef T
 #undef SUF
 #undef VEXP
+#undef VEXPS
 #undef VTANH
+#undef ROWS_TO_TILE
+#undef TILE_TO_ROWS

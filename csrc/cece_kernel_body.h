@@ -129,45 +129,133 @@ static void FN(row_grad)(const T *z, const T *t, T *g, int64_t n, T m, T log_s, 
  * so the row streams from memory once and each chunk's second look hits L1. S is rescaled
  * when a later chunk raises the max. With `e` set, also stores e_j = exp(z_j - ref) and each
  * chunk's reference `ref` (the running max then, so e_j <= 1) for the gradient pass, which
- * then needs no exp of its own. A row of only -inf (and NaN) gets S = NaN, as the maths. */
-CECE_INLINE double FN(chunk_sumexp_)(const T *z, T *e, int64_t n, T ref, const int has_cap, T cap,
-                                     T inv_cap, const int store) {
-    double s = 0.0;
-#pragma omp simd reduction(+ : s)
-    for (int64_t j = 0; j < n; j++) {
-        T v = VEXP(FN(capped)(z[j], has_cap, cap, inv_cap) - ref);
-        if (store) e[j] = v;
-        s += (double)v;
-    }
-    return s;
+ * then needs no exp of its own. A row of only -inf (and NaN) gets S = NaN, as the maths.
+ *
+ * The exps of a chunk are summed in CECE_LANES(T) float lanes of T, each taking one value per
+ * block (at most CECE_CHUNK / CECE_LANES adds, 16 for float), and the lanes in float64 in a
+ * fixed order: no per-element conversion to double, and the same bits for any thread count.
+ * While it computes a block it prefetches the block one chunk ahead, the next chunk's (or
+ * row's) logits, so that the max pass over that chunk finds them in cache: the memory
+ * stream overlaps the exp arithmetic instead of alternating with it. */
+#define CECE_LANES (256 / (int64_t)sizeof(T)) /* four cache lines */
+
+/* Into L1 for float; into L2 for double, whose chunk is twice the bytes (measured: L1
+ * prefetches of double rows ran out of line-fill buffers and were ~25% slower). */
+CECE_INLINE void FN(prefetch_block)(const T *z) {
+    for (int64_t l = 0; l < CECE_LANES; l += 64 / (int64_t)sizeof(T))
+        __builtin_prefetch(z + CECE_CHUNK + l, 0, sizeof(T) == 4 ? 3 : 2);
 }
 
+/* A row's running sums of exps, kept apart as (ones, rest): how many terms are exactly e^0 = 1
+ * (the maxima; x == 0 picks them) and the sum of all the others, so that the small terms of
+ * a confident row are not rounded away against the 1. Each chunk's CECE_LANES lanes of T are
+ * folded (in a fixed order) into CECE_ROW_ACC float64 accumulators, added up once a row. */
+#define CECE_ROW_ACC 16
+typedef struct {
+    double ones[CECE_ROW_ACC], rest[CECE_ROW_ACC];
+} FN(row_sums);
+
+CECE_INLINE void FN(chunk_sumexp_)(const T *z, T *e, int64_t n, T ref, FN(row_sums) *acc,
+                                   const int has_cap, T cap, T inv_cap, const int store,
+                                   const int count_ones) {
+    T lane[CECE_LANES], lane1[CECE_LANES];
+    for (int64_t i = 0; i < CECE_LANES; i++) lane[i] = lane1[i] = 0;
+    int64_t j0 = 0;
+    for (; j0 + CECE_LANES <= n; j0 += CECE_LANES) {
+        FN(prefetch_block)(z + j0);
+#pragma omp simd
+        for (int64_t i = 0; i < CECE_LANES; i++) {
+            T x = FN(capped)(z[j0 + i], has_cap, cap, inv_cap) - ref;
+            T v = VEXPS(x);
+            if (store) e[j0 + i] = v;
+            if (count_ones) {
+                T other = x != (T)0 ? (T)1 : (T)0; /* NaN is no max: it goes to the rest */
+                lane[i] += v * other;
+                lane1[i] += (T)1 - other;
+            } else {
+                lane[i] += v;
+            }
+        }
+    }
+    FN(prefetch_block)(z + j0);
+#pragma omp simd
+    for (int64_t i = 0; i < n - j0; i++) {
+        T x = FN(capped)(z[j0 + i], has_cap, cap, inv_cap) - ref;
+        T v = VEXPS(x);
+        if (store) e[j0 + i] = v;
+        if (count_ones) {
+            T other = x != (T)0 ? (T)1 : (T)0;
+            lane[i] += v * other;
+            lane1[i] += (T)1 - other;
+        } else {
+            lane[i] += v;
+        }
+    }
+    /* fold the lanes in halves down to CECE_ROW_ACC, then into the float64 accumulators */
+    for (int64_t w = CECE_LANES / 2; w >= CECE_ROW_ACC; w /= 2) {
+#pragma omp simd
+        for (int64_t i = 0; i < w; i++) {
+            lane[i] += lane[i + w];
+            lane1[i] += lane1[i + w];
+        }
+    }
+#pragma omp simd
+    for (int64_t i = 0; i < CECE_ROW_ACC; i++) {
+        acc->rest[i] += (double)lane[i];
+        acc->ones[i] += (double)lane1[i];
+    }
+}
+
+/* The row's max m, S = sum_j exp(z_j - m) and U = S - 1, computed apart as (ones - 1) + rest
+ * so that log S = log1p(U) keeps its relative accuracy when one logit dominates and the loss
+ * is tiny. */
 static void FN(row_online)(const T *z, int64_t C, const FN(consts) *k, T *e, T *chunk_ref,
-                           T *m_out, double *S_out) {
+                           T *m_out, double *S_out, double *U_out) {
     T m = -(T)INFINITY;
-    double S = 0.0;
+    FN(row_sums) acc;
+    for (int64_t i = 0; i < CECE_ROW_ACC; i++) acc.ones[i] = acc.rest[i] = 0.0;
     for (int64_t c0 = 0, ci = 0; c0 < C; c0 += CECE_CHUNK, ci++) {
         const int64_t n = C - c0 < CECE_CHUNK ? C - c0 : CECE_CHUNK;
         T cm = FN(row_max)(z + c0, n);
         if (k->has_cap) cm = FN(capped)(cm, 1, k->cap, k->inv_cap); /* softcap is monotonic */
-        if (cm > m) {
-            S *= exp((double)m - (double)cm);
+        if (cm > m) { /* rescale; the old maxima are ones no more */
+            const double f = exp((double)m - (double)cm);
+            for (int64_t i = 0; i < CECE_ROW_ACC; i++) {
+                acc.rest[i] = (acc.ones[i] + acc.rest[i]) * f;
+                acc.ones[i] = 0.0;
+            }
             m = cm;
         }
         /* While only -inf has been seen, measure from 0: -inf gives 0 and NaN stays NaN. */
         const T ref = m == -(T)INFINITY ? (T)0 : m;
-        if (e) {
-            S += k->has_cap ? FN(chunk_sumexp_)(z + c0, e + c0, n, ref, 1, k->cap, k->inv_cap, 1)
-                            : FN(chunk_sumexp_)(z + c0, e + c0, n, ref, 0, k->cap, k->inv_cap, 1);
-            chunk_ref[ci] = ref;
+        /* Only a chunk that holds the running max can hold terms exactly 1: the others take
+         * the plain loop. */
+        const int holds_max = cm == ref;
+        T *ec = e ? e + c0 : NULL;
+        if (e) chunk_ref[ci] = ref;
+#define CECE_CHUNK_SUMEXP(HC, ST, ONES) \
+    FN(chunk_sumexp_)(z + c0, ec, n, ref, &acc, HC, k->cap, k->inv_cap, ST, ONES)
+        if (k->has_cap) {
+            if (e) { if (holds_max) CECE_CHUNK_SUMEXP(1, 1, 1); else CECE_CHUNK_SUMEXP(1, 1, 0); }
+            else { if (holds_max) CECE_CHUNK_SUMEXP(1, 0, 1); else CECE_CHUNK_SUMEXP(1, 0, 0); }
         } else {
-            S += k->has_cap ? FN(chunk_sumexp_)(z + c0, NULL, n, ref, 1, k->cap, k->inv_cap, 0)
-                            : FN(chunk_sumexp_)(z + c0, NULL, n, ref, 0, k->cap, k->inv_cap, 0);
+            if (e) { if (holds_max) CECE_CHUNK_SUMEXP(0, 1, 1); else CECE_CHUNK_SUMEXP(0, 1, 0); }
+            else { if (holds_max) CECE_CHUNK_SUMEXP(0, 0, 1); else CECE_CHUNK_SUMEXP(0, 0, 0); }
         }
+#undef CECE_CHUNK_SUMEXP
     }
-    if (m == -(T)INFINITY) S = NAN;
+    double ones = 0.0, rest = 0.0;
+    for (int64_t i = 0; i < CECE_ROW_ACC; i++) {
+        ones += acc.ones[i];
+        rest += acc.rest[i];
+    }
     *m_out = m;
-    *S_out = S;
+    if (m == -(T)INFINITY) {
+        *S_out = *U_out = NAN;
+    } else {
+        *S_out = ones + rest;
+        *U_out = (ones - 1.0) + rest;
+    }
 }
 
 /* The gradient from the stored e_j: g_j = scale * (K * e_j * exp(ref_chunk - lse) - a_j). */
@@ -212,9 +300,19 @@ static inline double FN(position_loss)(double A, double Ad, double log_s, double
     return loss;
 }
 
+/* K * p_y - a_y for the label's own entry. When the label is a max (dy = 0) p_y = 1 / S and
+ * the difference is taken as ((K - a_y) - a_y * U) / S: no cancellation however close p_y
+ * is to 1. Branch-free, for the tiles' vector loop too. */
+CECE_INLINE double FN(label_grad)(double K, double ay, double dy, double log_s, double S,
+                                  double U) {
+    double general = K * cece_exp_f64(dy - log_s) - ay;
+    double at_max = ((K - ay) - ay * U) / S;
+    return dy == 0.0 ? at_max : general;
+}
+
 /* Rows of C >= CECE_SMALL_C logits: vectorised along the row. */
 static void FN(ce_rows)(const cece_ce_args *a, const FN(consts) *k, int64_t p0, int64_t p1,
-                        double *loss_acc, double *den_acc, int64_t *bad) {
+                        cece_sums *acc, int64_t *bad) {
     const int64_t C = a->classes;
     const T *logits = (const T *)a->logits;
     const T *probs = (const T *)a->probs;
@@ -229,7 +327,8 @@ static void FN(ce_rows)(const cece_ce_args *a, const FN(consts) *k, int64_t p0, 
         T *g = grad ? grad + p * C : NULL;
         int64_t y;
         double s, wy;
-        *den_acc += cece_position_weight(a, p, &y, &s, &wy);
+        const int lane = (int)((p - p0) % CECE_SUM_LANES);
+        acc->den[lane] += cece_position_weight(a, p, &y, &s, &wy);
         if (y == CECE_IGNORED || y == CECE_BAD) {
             if (y == CECE_BAD && p < *bad) *bad = p;
             if (losses) losses[p] = 0;
@@ -239,9 +338,9 @@ static void FN(ce_rows)(const cece_ce_args *a, const FN(consts) *k, int64_t p0, 
         /* Read before a stored pass may overwrite the row in place. */
         const T zy = t ? (T)0 : FN(capped)(z[y], k->has_cap, k->cap, k->inv_cap);
         T m;
-        double S;
-        FN(row_online)(z, C, k, store ? g : NULL, chunk_ref, &m, &S);
-        double log_s = log(S);
+        double S, U;
+        FN(row_online)(z, C, k, store ? g : NULL, chunk_ref, &m, &S, &U);
+        double log_s = log1p(U);
         double lse = (double)m + log_s;
         double A, Ad, dy = 0.0, ay = 0.0;
         if (t) {
@@ -257,27 +356,67 @@ static void FN(ce_rows)(const cece_ce_args *a, const FN(consts) *k, int64_t p0, 
         double K;
         double loss = FN(position_loss)(A, Ad, log_s, lse, k, &K);
         if (losses) losses[p] = (T)(s * loss);
-        *loss_acc += s * loss;
+        acc->loss[lane] += s * loss;
         if (!g) continue;
         double scale = s * k->grad_scale;
         if (store) FN(row_grad_stored)(g, t, C, chunk_ref, lse, K, (T)scale, w, k);
         else FN(row_grad)(z, t, g, C, m, (T)log_s, (T)K, (T)scale, w, k);
         if (!t) { /* the label's own entry, in float64 */
             double chain = k->has_cap ? 1.0 - ((double)zy / k->cap) * ((double)zy / k->cap) : 1.0;
-            g[y] = (T)(scale * chain * (K * exp(dy - log_s) - ay));
+            g[y] = (T)(scale * chain * FN(label_grad)(K, ay, dy, log_s, S, U));
         }
     }
 }
 
-/* ---- tiles: nw neighbouring positions, class c of position i at zb[c * stride + i] -------- */
+/* ---- tiles: nw <= CECE_TILE neighbouring positions, class c of position i at zb[c * stride + i] */
 
 /* Per-tile state, one entry per position of the tile. */
 typedef struct {
-    int64_t y[CECE_TILE];
-    double s[CECE_TILE], wy[CECE_TILE], S[CECE_TILE], A[CECE_TILE], Ad[CECE_TILE];
-    double zy[CECE_TILE], loss[CECE_TILE], gy[CECE_TILE];
-    T m[CECE_TILE], log_s[CECE_TILE], K[CECE_TILE], scale[CECE_TILE], valid[CECE_TILE];
+    int64_t y[CECE_TILE];                  /* label status (cece_work.h) */
+    double s[CECE_TILE], wy[CECE_TILE];    /* sample weight, class weight of the label */
+    double dw[CECE_TILE];                  /* share of "mean"'s denominator */
+    double S[CECE_TILE], U[CECE_TILE];     /* sum of exp(z - m); S - 1 */
+    double A[CECE_TILE], Ad[CECE_TILE];    /* smoothing / probability-target dot products */
+    double loss[CECE_TILE], gy[CECE_TILE]; /* s * l; the label's own gradient entry */
+    T m[CECE_TILE], zy[CECE_TILE], log_s[CECE_TILE];
+    T K[CECE_TILE], KS[CECE_TILE], scale[CECE_TILE], valid[CECE_TILE];
 } FN(tile_state);
+
+/* Labels, weights and denominator shares of positions p0.., vectorised across them; returns
+ * how many labels are out of range (the caller finds the first one only when there is one). */
+static int64_t FN(tile_positions)(const cece_ce_args *a, int64_t p0, int64_t nw,
+                                  FN(tile_state) *st) {
+    const double *sw = a->sample_weight ? a->sample_weight + p0 : NULL;
+    if (!a->labels) {
+        for (int64_t i = 0; i < nw; i++) {
+            st->y[i] = CECE_NO_LABEL;
+            st->s[i] = sw ? sw[i] : 1.0;
+            st->wy[i] = 1.0;
+            st->dw[i] = st->s[i];
+            st->valid[i] = 1;
+        }
+        return 0;
+    }
+    const int64_t *label = a->labels + p0;
+    const int64_t C = a->classes, ignore = a->ignore_index;
+    const double *w = a->class_weight;
+    int64_t nbad = 0;
+#pragma omp simd reduction(+ : nbad)
+    for (int64_t i = 0; i < nw; i++) {
+        const int64_t l = label[i];
+        /* As cece_position_weight: ignore_index first, then the range. */
+        const int64_t y = l == ignore ? CECE_IGNORED : ((uint64_t)l < (uint64_t)C ? l : CECE_BAD);
+        const double s = sw ? sw[i] : 1.0;
+        const double wy = w ? (y >= 0 ? w[y >= 0 ? y : 0] : 1.0) : 1.0;
+        st->y[i] = y;
+        st->s[i] = s;
+        st->wy[i] = wy;
+        st->dw[i] = y >= 0 ? s * wy : 0.0;
+        st->valid[i] = y >= 0 ? (T)1 : (T)0;
+        nbad += y == CECE_BAD;
+    }
+    return nbad;
+}
 
 CECE_INLINE void FN(tile_max)(const T *zb, int64_t C, int64_t inner, int64_t nw, T *m) {
     for (int64_t i = 0; i < nw; i++) m[i] = -(T)INFINITY;
@@ -288,29 +427,49 @@ CECE_INLINE void FN(tile_max)(const T *zb, int64_t C, int64_t inner, int64_t nw,
     }
 }
 
-/* S_i = sum_c exp(z_ci - m_i); with `eb` set (no softcap), also stores each exp there for
- * the gradient pass, as the row kernel does. */
+/* S_i = sum_c exp(z_ci - m_i) and U_i = S_i - 1, from the exps kept apart as in the rows
+ * (chunk_sumexp_): those exactly 1 counted, the others summed in T, CECE_SMALL_C classes at a
+ * time, each block's sums added in float64 (one conversion per block and position, however
+ * many classes the (outer, C, inner) layout has). With `eb` set (no softcap), also stores
+ * each exp there for the gradient pass, as the row kernel does. */
 CECE_INLINE void FN(tile_sumexp_)(const T *zb, T *eb, int64_t C, int64_t inner, int64_t nw,
-                                  const T *m, double *S, const int has_cap, T cap, T inv_cap,
-                                  const int store) {
-    for (int64_t i = 0; i < nw; i++) S[i] = 0.0;
-    for (int64_t c = 0; c < C; c++) {
-        const T *zc = zb + c * inner;
-        T *ec = store ? eb + c * inner : NULL;
+                                  const T *m, double *S, double *U, const int has_cap, T cap,
+                                  T inv_cap, const int store) {
+    T rest[CECE_TILE], ones[CECE_TILE];
+    double R[CECE_TILE], O[CECE_TILE];
+    for (int64_t i = 0; i < nw; i++) R[i] = O[i] = 0.0;
+    for (int64_t c0 = 0; c0 < C; c0 += CECE_SMALL_C) {
+        const int64_t c1 = C - c0 < CECE_SMALL_C ? C : c0 + CECE_SMALL_C;
+        for (int64_t i = 0; i < nw; i++) rest[i] = ones[i] = 0;
+        for (int64_t c = c0; c < c1; c++) {
+            const T *zc = zb + c * inner;
+            T *ec = store ? eb + c * inner : NULL;
+#pragma omp simd
+            for (int64_t i = 0; i < nw; i++) {
+                T e = VEXPS(FN(capped)(zc[i], has_cap, cap, inv_cap) - m[i]);
+                if (store) ec[i] = e;
+                rest[i] += e == (T)1 ? (T)0 : e;
+                ones[i] += e == (T)1 ? (T)1 : (T)0;
+            }
+        }
 #pragma omp simd
         for (int64_t i = 0; i < nw; i++) {
-            T e = VEXP(FN(capped)(zc[i], has_cap, cap, inv_cap) - m[i]);
-            if (store) ec[i] = e;
-            S[i] += (double)e;
+            R[i] += (double)rest[i];
+            O[i] += (double)ones[i];
         }
+    }
+#pragma omp simd
+    for (int64_t i = 0; i < nw; i++) {
+        S[i] = O[i] + R[i];
+        U[i] = (O[i] - 1.0) + R[i];
     }
 }
 
 static void FN(tile_sumexp)(const T *zb, T *eb, int64_t C, int64_t inner, int64_t nw, const T *m,
-                            double *S, const FN(consts) *k) {
-    if (eb) FN(tile_sumexp_)(zb, eb, C, inner, nw, m, S, 0, k->cap, k->inv_cap, 1);
-    else if (k->has_cap) FN(tile_sumexp_)(zb, NULL, C, inner, nw, m, S, 1, k->cap, k->inv_cap, 0);
-    else FN(tile_sumexp_)(zb, NULL, C, inner, nw, m, S, 0, k->cap, k->inv_cap, 0);
+                            double *S, double *U, const FN(consts) *k) {
+    if (eb) FN(tile_sumexp_)(zb, eb, C, inner, nw, m, S, U, 0, k->cap, k->inv_cap, 1);
+    else if (k->has_cap) FN(tile_sumexp_)(zb, NULL, C, inner, nw, m, S, U, 1, k->cap, k->inv_cap, 0);
+    else FN(tile_sumexp_)(zb, NULL, C, inner, nw, m, S, U, 0, k->cap, k->inv_cap, 0);
 }
 
 /* Ad += sum_c a_c * (z_c - m) and A += sum_c a_c over the tile, for either target form:
@@ -355,7 +514,7 @@ CECE_INLINE void FN(tile_grad_)(const T *zb, const T *tb, T *gb, int64_t C, int6
 #pragma omp simd
         for (int64_t i = 0; i < nw; i++) {
             T zz = FN(capped)(zc[i], has_cap, cap, inv_cap);
-            T p = VEXP((zz - st->m[i]) - st->log_s[i]);
+            T p = VEXPS((zz - st->m[i]) - st->log_s[i]);
             T a = has_t ? wc * (keep * tc[i] + uni) : wc * uni;
             T v = st->scale[i] * ((st->K[i] * p - a) * FN(cap_chain)(zz, has_cap, inv_cap));
             gc[i] = st->valid[i] != 0 ? v : (T)0;
@@ -365,8 +524,8 @@ CECE_INLINE void FN(tile_grad_)(const T *zb, const T *tb, T *gb, int64_t C, int6
 
 /* The gradient from exps stored by tile_sumexp: g = scale * (K/S * e - a). */
 CECE_INLINE void FN(tile_grad_stored_)(const T *tb, T *gb, int64_t C, int64_t inner, int64_t nw,
-                                       const FN(tile_state) *st, const T *KS, const double *w,
-                                       T keep, T uni, const int has_t) {
+                                       const FN(tile_state) *st, const double *w, T keep, T uni,
+                                       const int has_t) {
     for (int64_t c = 0; c < C; c++) {
         const T *tc = has_t ? tb + c * inner : NULL;
         T *gc = gb + c * inner;
@@ -374,7 +533,7 @@ CECE_INLINE void FN(tile_grad_stored_)(const T *tb, T *gb, int64_t C, int64_t in
 #pragma omp simd
         for (int64_t i = 0; i < nw; i++) {
             T a = has_t ? wc * (keep * tc[i] + uni) : wc * uni;
-            T v = st->scale[i] * (KS[i] * gc[i] - a);
+            T v = st->scale[i] * (st->KS[i] * gc[i] - a);
             gc[i] = st->valid[i] != 0 ? v : (T)0;
         }
     }
@@ -392,73 +551,84 @@ static void FN(tile_grad)(const T *zb, const T *tb, T *gb, int64_t C, int64_t in
     }
 }
 
-/* Loss (and gradient) of nw positions p0.. whose logits sit at zb[c * stride + i]: the
- * (outer, C, inner) layout with stride = inner, or a transposed block of short rows. */
-static void FN(tile_core)(const cece_ce_args *a, const FN(consts) *k, const T *zb, const T *tb,
-                          T *gb, int64_t stride, int64_t p0, int64_t nw, double *loss_acc,
-                          double *den_acc, int64_t *bad) {
-    const int64_t C = a->classes;
-    const int labels = a->labels != NULL;
-    T *losses = (T *)a->losses;
-    FN(tile_state) st;
-
-    for (int64_t i = 0; i < nw; i++) {
-        *den_acc += cece_position_weight(a, p0 + i, &st.y[i], &st.s[i], &st.wy[i]);
-        st.valid[i] = st.y[i] >= 0 || st.y[i] == CECE_NO_LABEL;
-        if (st.y[i] == CECE_BAD && p0 + i < *bad) *bad = p0 + i;
-        /* The label's logit, softcapped in T exactly as the max and the sums see it. */
-        st.zy[i] = st.y[i] >= 0
-                       ? (double)FN(capped)(zb[st.y[i] * stride + i], k->has_cap, k->cap, k->inv_cap)
-                       : 0.0;
-    }
-    FN(tile_max)(zb, C, stride, nw, st.m);
-    if (k->has_cap)
-        for (int64_t i = 0; i < nw; i++) st.m[i] = FN(capped)(st.m[i], 1, k->cap, k->inv_cap);
-    /* Store the exps in gb for the gradient, unless gb is zb and a later pass still needs
-     * the logits (the same rule as the rows' k->store_exp). */
-    const int store = gb && !k->has_cap && (gb != zb || (labels && k->uni == 0.0));
-    FN(tile_sumexp)(zb, store ? gb : NULL, C, stride, nw, st.m, st.S, k);
-    for (int64_t i = 0; i < nw; i++) st.A[i] = st.Ad[i] = 0.0;
-    if (tb || k->uni > 0.0) FN(tile_dot)(zb, tb, C, stride, nw, st.m, a->class_weight, k, st.A, st.Ad);
-
-    /* Per-position finish, branch-free so it vectorises like the rest. */
+/* The per-position finish, branch-free so that it vectorises like the rest: loss, and with
+ * `want_grad` the gradient's per-position factors and the label's own entry in float64. */
+CECE_INLINE void FN(tile_finish_)(const FN(consts) *k, int64_t nw, int labels,
+                                  FN(tile_state) *st, const int want_grad) {
     const double keep = k->keep, uni = k->uni, W = k->weight_sum, zl = k->z_loss;
     const double gs = k->grad_scale, inv_cap = k->inv_cap;
     const int has_cap = k->has_cap;
 #pragma omp simd
     for (int64_t i = 0; i < nw; i++) {
-        double log_s = cece_log_f64(st.S[i]);
-        double m = (double)st.m[i];
+        double S = st->S[i];
+        double log_s = cece_log1p_f64(st->U[i]);
+        double m = (double)st->m[i];
         double lse = m + log_s;
-        double zy = st.zy[i];
+        double zy = (double)st->zy[i];
         double dy = zy - m;
-        double label_part = keep * st.wy[i];
-        double ay = label_part + uni * st.wy[i];
-        double A = labels ? label_part + uni * W : st.A[i];
+        double label_part = keep * st->wy[i];
+        double A = labels ? label_part + uni * W : st->A[i];
         double label_term = label_part == 0.0 ? 0.0 : label_part * dy;
-        double Ad = labels ? label_term + st.Ad[i] : st.Ad[i];
+        double Ad = labels ? label_term + st->Ad[i] : st->Ad[i];
         double zterm = zl > 0.0 ? zl * lse * lse : 0.0;
         double loss = A * log_s - Ad + zterm;
-        double K = A + (zl > 0.0 ? 2.0 * zl * lse : 0.0);
-        double scale = st.s[i] * gs;
-        double chain = has_cap ? 1.0 - (zy * inv_cap) * (zy * inv_cap) : 1.0;
-        int valid = st.valid[i] != 0;
-        st.loss[i] = valid ? st.s[i] * loss : 0.0;
-        st.gy[i] = scale * chain * (K * cece_exp_f64(dy - log_s) - ay);
-        st.scale[i] = valid ? (T)scale : (T)0;
-        st.K[i] = valid ? (T)K : (T)0;
-        st.log_s[i] = valid ? (T)log_s : (T)0;
+        int valid = st->valid[i] != 0;
+        st->loss[i] = valid ? st->s[i] * loss : 0.0;
+        if (want_grad) {
+            double K = A + (zl > 0.0 ? 2.0 * zl * lse : 0.0);
+            double scale = st->s[i] * gs;
+            double ay = label_part + uni * st->wy[i];
+            double chain = has_cap ? 1.0 - (zy * inv_cap) * (zy * inv_cap) : 1.0;
+            st->gy[i] = scale * chain * FN(label_grad)(K, ay, dy, log_s, S, st->U[i]);
+            st->scale[i] = valid ? (T)scale : (T)0;
+            st->K[i] = valid ? (T)K : (T)0;
+            st->KS[i] = valid ? (T)(K / S) : (T)0; /* for the gradient from stored exps */
+            st->log_s[i] = (T)log_s;
+        }
     }
-    for (int64_t i = 0; i < nw; i++) { /* in position order: the sum must not depend on threads */
-        if (losses) losses[p0 + i] = (T)st.loss[i];
-        *loss_acc += st.loss[i];
-    }
+}
+
+/* Loss (and gradient) of nw positions p0.. whose logits sit at zb[c * stride + i]: the
+ * (outer, C, inner) layout with stride = inner, or a transposed block of short rows. The
+ * position sums go to acc's lanes, position p0 + i to lane i % CECE_SUM_LANES (p0 is a
+ * multiple of CECE_SUM_LANES past the item's first position). */
+static void FN(tile_core)(const cece_ce_args *a, const FN(consts) *k, const T *zb, const T *tb,
+                          T *gb, int64_t stride, int64_t p0, int64_t nw, cece_sums *acc,
+                          int64_t *bad) {
+    const int64_t C = a->classes;
+    const int labels = a->labels != NULL;
+    T *losses = (T *)a->losses;
+    FN(tile_state) st;
+
+    if (FN(tile_positions)(a, p0, nw, &st) > 0)
+        for (int64_t i = 0; i < nw; i++)
+            if (st.y[i] == CECE_BAD && p0 + i < *bad) { *bad = p0 + i; break; }
+    FN(tile_max)(zb, C, stride, nw, st.m);
+    if (k->has_cap)
+        for (int64_t i = 0; i < nw; i++) st.m[i] = FN(capped)(st.m[i], 1, k->cap, k->inv_cap);
+    /* The label's logit, softcapped in T exactly as the max and the sums see it; read before
+     * an in-place pass may overwrite it. */
+    for (int64_t i = 0; i < nw; i++)
+        st.zy[i] = st.y[i] >= 0 ? FN(capped)(zb[st.y[i] * stride + i], k->has_cap, k->cap, k->inv_cap)
+                                : (T)0;
+    /* Store the exps in gb for the gradient, unless gb is zb and a later pass still needs
+     * the logits (the same rule as the rows' k->store_exp). */
+    const int store = gb && !k->has_cap && (gb != zb || (labels && k->uni == 0.0));
+    FN(tile_sumexp)(zb, store ? gb : NULL, C, stride, nw, st.m, st.S, st.U, k);
+    for (int64_t i = 0; i < nw; i++) st.A[i] = st.Ad[i] = 0.0;
+    if (tb || k->uni > 0.0) FN(tile_dot)(zb, tb, C, stride, nw, st.m, a->class_weight, k, st.A, st.Ad);
+
+    if (gb) FN(tile_finish_)(k, nw, labels, &st, 1);
+    else FN(tile_finish_)(k, nw, labels, &st, 0);
+
+    if (losses)
+        for (int64_t i = 0; i < nw; i++) losses[p0 + i] = (T)st.loss[i];
+    cece_add_to_lanes(acc->loss, st.loss, nw);
+    cece_add_to_lanes(acc->den, st.dw, nw);
     if (!gb) return;
     if (store) {
-        T KS[CECE_TILE];
-        for (int64_t i = 0; i < nw; i++) KS[i] = (T)((double)st.K[i] / st.S[i]);
-        if (tb) FN(tile_grad_stored_)(tb, gb, C, stride, nw, &st, KS, a->class_weight, (T)k->keep, (T)k->uni, 1);
-        else FN(tile_grad_stored_)(tb, gb, C, stride, nw, &st, KS, a->class_weight, (T)k->keep, (T)k->uni, 0);
+        if (tb) FN(tile_grad_stored_)(tb, gb, C, stride, nw, &st, a->class_weight, (T)k->keep, (T)k->uni, 1);
+        else FN(tile_grad_stored_)(tb, gb, C, stride, nw, &st, a->class_weight, (T)k->keep, (T)k->uni, 0);
     } else {
         FN(tile_grad)(zb, tb, gb, C, stride, nw, &st, a->class_weight, k);
     }
@@ -469,36 +639,29 @@ static void FN(tile_core)(const cece_ce_args *a, const FN(consts) *k, const T *z
 
 /* The (outer, C, inner) layout: positions p0..p1 lie in one outer index. */
 static void FN(ce_tile)(const cece_ce_args *a, const FN(consts) *k, int64_t p0, int64_t p1,
-                        double *loss_acc, double *den_acc, int64_t *bad) {
+                        cece_sums *acc, int64_t *bad) {
     const int64_t C = a->classes, inner = a->inner;
     const int64_t o = p0 / inner, offset = o * C * inner + (p0 - o * inner);
     FN(tile_core)(a, k, (const T *)a->logits + offset,
                   a->probs ? (const T *)a->probs + offset : NULL,
-                  a->grad ? (T *)a->grad + offset : NULL, inner, p0, p1 - p0, loss_acc, den_acc,
-                  bad);
+                  a->grad ? (T *)a->grad + offset : NULL, inner, p0, p1 - p0, acc, bad);
 }
 
 /* Rows shorter than CECE_SMALL_C: a vector along a row would be mostly empty, so blocks of
- * CECE_TILE rows are transposed into L1 and run as tiles, vectorised across rows. */
+ * CECE_TILE rows are transposed into L1 (cece_columns.h) and run as tiles, vectorised across
+ * rows. */
 static void FN(ce_small_rows)(const cece_ce_args *a, const FN(consts) *k, int64_t p0, int64_t p1,
-                              double *loss_acc, double *den_acc, int64_t *bad) {
+                              cece_sums *acc, int64_t *bad) {
     const int64_t C = a->classes;
     T zt[CECE_SMALL_C * CECE_TILE], tt[CECE_SMALL_C * CECE_TILE], gt[CECE_SMALL_C * CECE_TILE];
     for (int64_t b0 = p0; b0 < p1; b0 += CECE_TILE) {
         const int64_t nw = p1 - b0 < CECE_TILE ? p1 - b0 : CECE_TILE;
-        const T *z = (const T *)a->logits + b0 * C;
         const T *t = a->probs ? (const T *)a->probs + b0 * C : NULL;
         T *g = a->grad ? (T *)a->grad + b0 * C : NULL;
-        for (int64_t i = 0; i < nw; i++)
-            for (int64_t c = 0; c < C; c++) zt[c * CECE_TILE + i] = z[i * C + c];
-        if (t)
-            for (int64_t i = 0; i < nw; i++)
-                for (int64_t c = 0; c < C; c++) tt[c * CECE_TILE + i] = t[i * C + c];
-        FN(tile_core)(a, k, zt, t ? tt : NULL, g ? gt : NULL, CECE_TILE, b0, nw, loss_acc,
-                      den_acc, bad);
-        if (g)
-            for (int64_t i = 0; i < nw; i++)
-                for (int64_t c = 0; c < C; c++) g[i * C + c] = gt[c * CECE_TILE + i];
+        ROWS_TO_TILE((const T *)a->logits + b0 * C, C, nw, zt);
+        if (t) ROWS_TO_TILE(t, C, nw, tt);
+        FN(tile_core)(a, k, zt, t ? tt : NULL, g ? gt : NULL, CECE_TILE, b0, nw, acc, bad);
+        if (g) TILE_TO_ROWS(gt, C, nw, g);
     }
 }
 
@@ -506,7 +669,7 @@ static void FN(ce_small_rows)(const cece_ce_args *a, const FN(consts) *k, int64_
 
 /* Rare path, written for clarity: one position at a time along a stride, in float64. */
 static void FN(ce_prob_inputs)(const cece_ce_args *a, const FN(consts) *k, int64_t p0,
-                               int64_t p1, double *loss_acc, double *den_acc, int64_t *bad) {
+                               int64_t p1, cece_sums *acc, int64_t *bad) {
     const int64_t C = a->classes, inner = a->inner;
     const double lo = CECE_CLIP_EPSILON, hi = 1.0 - CECE_CLIP_EPSILON;
     const double *w = a->class_weight;
@@ -518,7 +681,8 @@ static void FN(ce_prob_inputs)(const cece_ce_args *a, const FN(consts) *k, int64
         T *g = a->grad ? (T *)a->grad + offset : NULL;
         int64_t y;
         double s, wy;
-        *den_acc += cece_position_weight(a, p, &y, &s, &wy);
+        const int lane = (int)((p - p0) % CECE_SUM_LANES);
+        acc->den[lane] += cece_position_weight(a, p, &y, &s, &wy);
         if (y == CECE_IGNORED || y == CECE_BAD) {
             if (y == CECE_BAD && p < *bad) *bad = p;
             if (losses) losses[p] = 0;
@@ -538,9 +702,12 @@ static void FN(ce_prob_inputs)(const cece_ce_args *a, const FN(consts) *k, int64
             G += (q >= lo && q <= hi ? -aj / r : 0.0) * q;
         }
         if (losses) losses[p] = (T)(s * loss);
-        *loss_acc += s * loss;
+        acc->loss[lane] += s * loss;
         if (!g) continue;
-        double scale = s * k->grad_scale / P;
+        /* s * gs / P overflows for a subnormal P: then divide each (g_j - G) by P first
+         * (clipped classes have g_j - G = 0, and stay 0 instead of inf * 0). */
+        const double scale = s * k->grad_scale / P;
+        const int scale_first = isfinite(scale);
         for (int64_t j = 0; j < C; j++) { /* x[j] is read before g[j] is written: in place works */
             double wj = w ? w[j] : 1.0;
             double aj = t ? wj * (k->keep * (double)t[j * inner] + k->uni)
@@ -548,25 +715,26 @@ static void FN(ce_prob_inputs)(const cece_ce_args *a, const FN(consts) *k, int64
             double q = (double)x[j * inner] / P;
             double r = q < lo ? lo : (q > hi ? hi : q);
             double gj = q >= lo && q <= hi ? -aj / r : 0.0;
-            g[j * inner] = (T)(scale * (gj - G));
+            g[j * inner] = (T)(scale_first ? scale * (gj - G) : (s * k->grad_scale) * ((gj - G) / P));
         }
     }
 }
 
 /* ---- entry points ---------------------------------------------------------------------- */
 
-/* One work item: its positions' loss and denominator sums, in position order. */
+/* One work item: its positions' loss and denominator sums, in a fixed order (cece_sums). */
 static void FN(ce_item)(const cece_ce_args *a, const FN(consts) *k, const cece_partition *part,
                         int64_t it, double *partial, int64_t *bad) {
     int64_t p0, p1;
     cece_item_range(part, a->inner, it, &p0, &p1);
-    double loss = 0.0, den = 0.0;
-    if (!a->from_logits) FN(ce_prob_inputs)(a, k, p0, p1, &loss, &den, bad);
-    else if (a->inner == 1 && a->classes < CECE_SMALL_C) FN(ce_small_rows)(a, k, p0, p1, &loss, &den, bad);
-    else if (a->inner == 1) FN(ce_rows)(a, k, p0, p1, &loss, &den, bad);
-    else FN(ce_tile)(a, k, p0, p1, &loss, &den, bad);
-    partial[2 * it] = loss;
-    partial[2 * it + 1] = den;
+    cece_sums acc;
+    cece_sums_clear(&acc);
+    if (!a->from_logits) FN(ce_prob_inputs)(a, k, p0, p1, &acc, bad);
+    else if (a->inner == 1 && a->classes < CECE_SMALL_C) FN(ce_small_rows)(a, k, p0, p1, &acc, bad);
+    else if (a->inner == 1) FN(ce_rows)(a, k, p0, p1, &acc, bad);
+    else FN(ce_tile)(a, k, p0, p1, &acc, bad);
+    partial[2 * it] = cece_lanes_total(acc.loss);
+    partial[2 * it + 1] = cece_lanes_total(acc.den);
 }
 
 int FN(cross_entropy)(const cece_ce_args *a, cece_ce_result *res) {
@@ -620,9 +788,9 @@ static void FN(normalize_rows)(int op, int64_t C, const T *x, T *out, int64_t p0
     for (int64_t p = p0; p < p1; p++) {
         const T *z = x + p * C;
         T m;
-        double S;
-        FN(row_online)(z, C, k, NULL, NULL, &m, &S);
-        double log_s = log(S);
+        double S, U;
+        FN(row_online)(z, C, k, NULL, NULL, &m, &S, &U);
+        double log_s = log1p(U);
         if (op == CECE_LOGSUMEXP) {
             out[p] = (T)((double)m + log_s);
             continue;
@@ -644,12 +812,14 @@ static void FN(normalize_tile)(int op, int64_t C, int64_t inner, const T *x, T *
     const int64_t nw = p1 - p0, o = p0 / inner, offset = o * C * inner + (p0 - o * inner);
     const T *zb = x + offset;
     T m[CECE_TILE], ls[CECE_TILE];
-    double S[CECE_TILE];
+    double S[CECE_TILE], U[CECE_TILE], log_s[CECE_TILE];
     FN(tile_max)(zb, C, inner, nw, m);
-    FN(tile_sumexp_)(zb, NULL, C, inner, nw, m, S, 0, (T)1, (T)1, 0);
-    for (int64_t i = 0; i < nw; i++) ls[i] = (T)log(S[i]);
+    FN(tile_sumexp_)(zb, NULL, C, inner, nw, m, S, U, 0, (T)1, (T)1, 0);
+#pragma omp simd
+    for (int64_t i = 0; i < nw; i++) log_s[i] = cece_log1p_f64(U[i]);
+    for (int64_t i = 0; i < nw; i++) ls[i] = (T)log_s[i];
     if (op == CECE_LOGSUMEXP) {
-        for (int64_t i = 0; i < nw; i++) out[p0 + i] = (T)((double)m[i] + log(S[i]));
+        for (int64_t i = 0; i < nw; i++) out[p0 + i] = (T)((double)m[i] + log_s[i]);
         return;
     }
     T *yb = out + offset;

@@ -88,6 +88,30 @@ CECE_INLINE float cece_exp_f32(float x) {
     return cece_exp_poly_f32(r) * s1 * s2;
 }
 
+/* e^x for a max-shifted argument, x <= 0 (or NaN): the exps of a softmax. Cheaper than
+ * cece_exp_f32 and as accurate (same reduction and polynomial):
+ * - one scaling: the exponent field comes straight from the bits of the rounding constant
+ *   k, biased by 127 + 64 so that 2^(n + 64) is a normal number down to x = -104; the final
+ *   multiply by 2^-64 is exact for a normal result and rounds a subnormal one once, as the
+ *   two-factor scaling of cece_exp_f32 does;
+ * - no clamps: below -104 (where e^x rounds to 0, and for -inf, the masked logits of a
+ *   vocabulary) a select gives 0, so that those never run the subnormal arithmetic that
+ *   costs a microcode assist on x86; NaN flows through the arithmetic.
+ * x must stay below 44 (the scale's exponent field would overflow): shifted arguments are
+ * <= 0, up to a rounding of the softcap. */
+#define CECE_MAGIC_SHIFTED_F32 (CECE_MAGIC_F32 + 191.0f)
+CECE_INLINE float cece_exp_shifted_f32(float x) {
+    float k = CECE_FMAF(x, 1.44269504088896341f, CECE_MAGIC_SHIFTED_F32);
+    float nf = k - CECE_MAGIC_SHIFTED_F32; /* n = round(x / ln2), exactly */
+    float r = CECE_FMAF(-nf, 0.693145751953125f, x);
+    r = CECE_FMAF(-nf, 1.428606765330187045e-06f, r);
+    /* k's bits are those of the magic constant plus 191 + n; the constant's own bits shift
+     * out past bit 31, leaving (n + 64 + 127) << 23. */
+    float scale = cece_bits_to_f32((int32_t)((uint32_t)cece_f32_to_bits(k) << 23));
+    float e = (cece_exp_poly_f32(r) * scale) * 5.42101086242752217e-20f; /* 2^-64 */
+    return x < -104.0f ? 0.0f : e;
+}
+
 /* e^x - 1 without cancellation near 0, for the tanh below. */
 CECE_INLINE float cece_expm1_f32(float x) {
     float xc = x < -87.0f ? -87.0f : x; /* NaN passes through, as in cece_exp_f32 */
@@ -164,6 +188,18 @@ CECE_INLINE double cece_exp_f64(double x) {
     return cece_exp_poly_f64(r) * s1 * s2;
 }
 
+/* As cece_exp_shifted_f32, for double: a select below -746, where e^x rounds to 0. */
+#define CECE_MAGIC_SHIFTED_F64 (CECE_MAGIC_F64 + 1087.0)
+CECE_INLINE double cece_exp_shifted_f64(double x) {
+    double k = CECE_FMA(x, 1.4426950408889634074, CECE_MAGIC_SHIFTED_F64);
+    double nf = k - CECE_MAGIC_SHIFTED_F64;
+    double r = CECE_FMA(-nf, 6.93147180369123816490e-01, x);
+    r = CECE_FMA(-nf, 1.90821492927058770002e-10, r);
+    double scale = cece_bits_to_f64((int64_t)((uint64_t)cece_f64_to_bits(k) << 52));
+    double e = (cece_exp_poly_f64(r) * scale) * 5.42101086242752217e-20; /* 2^-64 */
+    return x < -746.0 ? 0.0 : e;
+}
+
 CECE_INLINE double cece_expm1_f64(double x) {
     double xc = x < -708.0 ? -708.0 : x;
     xc = xc > 708.0 ? 708.0 : xc;
@@ -205,6 +241,14 @@ CECE_INLINE double cece_log_f64(double x) {
     double y = dk * 6.93147180369123816490e-01 -
                ((hfsq - (s * (hfsq + R) + dk * 1.90821492927058770002e-10)) - f);
     return y + (x - x); /* NaN in, NaN out */
+}
+
+/* log(1 + u) for u > -1 (or NaN), accurate for tiny u as well: log(w) * u / (w - 1) with
+ * w = 1 + u rounded, whose rounding error cancels in the ratio (Goldberg's trick). */
+CECE_INLINE double cece_log1p_f64(double u) {
+    double w = 1.0 + u;
+    double d = w - 1.0;
+    return d == 0.0 ? u : cece_log_f64(w) * (u / d);
 }
 
 #endif /* CECE_MATH_H */

@@ -70,17 +70,12 @@ def simd_level(request):
 # fixed yet (open work of the reliability issue). Strict: a fix makes them fail loudly until
 # they are taken off this list.
 KNOWN_FAILURES = {
-    "test_million_classes_float32[dominant]":
-        "float32, C = 1e6, one dominant logit: the loss (~7e-12) is log(1 + eps) with eps "
-        "summed into a float64 total that already holds 1.0; relative error 2e-4",
     "test_mean_gradient_with_tiny_denominator[weight-float32-cece]":
         "mean with D ~ 1e-300: the gradient scale 1/D overflows before it meets the tiny "
         "weights (needs s/D folded into the coefficients)",
     "test_mean_gradient_with_tiny_denominator[weight-float64-cece]": "as above",
     "test_mean_gradient_with_tiny_denominator[weight-float64-reference]": "as above",
     "test_mean_gradient_with_tiny_denominator[sample_weight-float64-cece]": "as above",
-    "test_probability_inputs_with_subnormal_sum[cece]":
-        "from_logits=False with a subnormal row sum: 1/P overflows",
     "test_probability_inputs_gradient_scaled_back_into_range[reference]":
         "the reference divides by a tiny row sum before scaling",
     "test_label_smoothing_with_logits_spanning_the_float64_range":
