@@ -8,24 +8,17 @@ LOG_SOFTMAX: int
 SOFTMAX: int
 LOGSUMEXP: int
 
+LOSS: int
+GRAD: int
+LOSS_AND_GRAD: int
+
 def cross_entropy(
-    logits: np.ndarray, outer: int, classes: int, inner: int,
-    labels: Optional[np.ndarray], probs: Optional[np.ndarray],
-    weight: Optional[np.ndarray], sample_weight: Optional[np.ndarray],
-    ignore_index: int, label_smoothing: float, z_loss: float, softcap: float,
-    from_logits: bool, losses: Optional[np.ndarray], grad: Optional[np.ndarray],
-    grad_scale: float, num_threads: int,
-) -> tuple[float, float, int]: ...
-def denominator(
-    logits: np.ndarray, outer: int, classes: int, inner: int,
-    labels: Optional[np.ndarray], probs: Optional[np.ndarray],
-    weight: Optional[np.ndarray], sample_weight: Optional[np.ndarray],
-    ignore_index: int, num_threads: int,
-) -> tuple[float, int]: ...
+    call: Any, want: int, grad_out: Optional[np.ndarray], in_place: bool,
+) -> Any: ...
 def normalize(
-    op: int, x: np.ndarray, outer: int, classes: int, inner: int, out: np.ndarray,
-    num_threads: int,
-) -> np.ndarray: ...
+    op: int, x: np.ndarray, axis: int, outer: int, classes: int, inner: int,
+    out: Optional[np.ndarray], num_threads: int,
+) -> Any: ...
 def exp_array(x: np.ndarray, out: np.ndarray) -> np.ndarray: ...
 def select_simd(name: Optional[str] = ...) -> None: ...
 def build_info() -> dict[str, Any]: ...
