@@ -1,5 +1,10 @@
 """cece's public functions: validate once (cece._validation), then one kernel call.
 
+Each function first offers its arguments to the compiled ready path (cece._core.ready_*),
+which runs a call whose arrays cece._validation would pass on unchanged without going
+through it (a small call is mostly such overhead); when that path returns None, the call is
+validated and converted in full and then run by the same compiled code.
+
 The docstrings carry the maths; docs/semantics.md has every rule in one page, and
 cece.reference is the same API written in plain NumPy.
 """
@@ -11,7 +16,7 @@ from typing import Any, Optional
 import numpy as np
 
 from . import _core
-from ._core import GRAD, LOSS, LOSS_AND_GRAD
+from ._core import GRAD, LOSS, LOSS_AND_GRAD, ready_cross_entropy, ready_normalize
 from ._validation import (
     as_compute_array,
     check_grad_out,
@@ -93,8 +98,13 @@ def cross_entropy(logits: Any, target: Any, *, axis: int = -1, weight: Any = Non
                   label_smoothing: float = 0.0, reduction: str = "mean",
                   from_logits: bool = True, z_loss: float = 0.0,
                   softcap: Optional[float] = None, num_threads: Optional[int] = None):
-    return _full_path(LOSS, logits, target, axis, weight, sample_weight, ignore_index,
-                      label_smoothing, reduction, from_logits, z_loss, softcap, num_threads)
+    loss = ready_cross_entropy(LOSS, logits, target, axis, weight, sample_weight, ignore_index,
+                               label_smoothing, reduction, from_logits, z_loss, softcap,
+                               num_threads, None)
+    if loss is None:
+        loss = _full_path(LOSS, logits, target, axis, weight, sample_weight, ignore_index,
+                          label_smoothing, reduction, from_logits, z_loss, softcap, num_threads)
+    return loss
 
 
 cross_entropy.__doc__ = _doc("""Softmax cross-entropy between ``logits`` and ``target``.
@@ -141,9 +151,14 @@ def cross_entropy_grad(logits: Any, target: Any, *, axis: int = -1, weight: Any 
                        from_logits: bool = True, z_loss: float = 0.0,
                        softcap: Optional[float] = None, num_threads: Optional[int] = None,
                        out: Optional[np.ndarray] = None) -> np.ndarray:
-    return _full_path(GRAD, logits, target, axis, weight, sample_weight, ignore_index,
-                      label_smoothing, reduction, from_logits, z_loss, softcap, num_threads,
-                      out, "out")
+    grad = ready_cross_entropy(GRAD, logits, target, axis, weight, sample_weight, ignore_index,
+                               label_smoothing, reduction, from_logits, z_loss, softcap,
+                               num_threads, out)
+    if grad is None:
+        grad = _full_path(GRAD, logits, target, axis, weight, sample_weight, ignore_index,
+                          label_smoothing, reduction, from_logits, z_loss, softcap, num_threads,
+                          out, "out")
+    return grad
 
 
 cross_entropy_grad.__doc__ = _doc("""Gradient of :func:`cross_entropy` with respect to ``logits``.
@@ -181,9 +196,14 @@ def cross_entropy_with_grad(logits: Any, target: Any, *, axis: int = -1, weight:
                             softcap: Optional[float] = None,
                             num_threads: Optional[int] = None,
                             grad_out: Optional[np.ndarray] = None):
-    return _full_path(LOSS_AND_GRAD, logits, target, axis, weight, sample_weight,
-                      ignore_index, label_smoothing, reduction, from_logits, z_loss, softcap,
-                      num_threads, grad_out)
+    result = ready_cross_entropy(LOSS_AND_GRAD, logits, target, axis, weight, sample_weight,
+                                 ignore_index, label_smoothing, reduction, from_logits, z_loss,
+                                 softcap, num_threads, grad_out)
+    if result is None:
+        result = _full_path(LOSS_AND_GRAD, logits, target, axis, weight, sample_weight,
+                            ignore_index, label_smoothing, reduction, from_logits, z_loss,
+                            softcap, num_threads, grad_out)
+    return result
 
 
 cross_entropy_with_grad.__doc__ = _doc("""Loss and gradient in one sweep over the logits.
@@ -245,7 +265,8 @@ def log_softmax(x: Any, axis: int = -1, *, out: Optional[np.ndarray] = None,
     >>> cece.log_softmax(np.array([0.0, 0.0])).round(4)
     array([-0.6931, -0.6931])
     """
-    return _normalize(_core.LOG_SOFTMAX, x, axis, out, num_threads)
+    y = ready_normalize(_core.LOG_SOFTMAX, x, axis, out, num_threads)
+    return _normalize(_core.LOG_SOFTMAX, x, axis, out, num_threads) if y is None else y
 
 
 def softmax(x: Any, axis: int = -1, *, out: Optional[np.ndarray] = None,
@@ -266,7 +287,8 @@ def softmax(x: Any, axis: int = -1, *, out: Optional[np.ndarray] = None,
     >>> cece.softmax(np.array([1000.0, 1000.0]))
     array([0.5, 0.5])
     """
-    return _normalize(_core.SOFTMAX, x, axis, out, num_threads)
+    y = ready_normalize(_core.SOFTMAX, x, axis, out, num_threads)
+    return _normalize(_core.SOFTMAX, x, axis, out, num_threads) if y is None else y
 
 
 def logsumexp(x: Any, axis: int = -1, *, num_threads: Optional[int] = None):
@@ -281,4 +303,5 @@ def logsumexp(x: Any, axis: int = -1, *, num_threads: Optional[int] = None):
     >>> float(cece.logsumexp(np.array([1000.0, 1000.0])))  # doctest: +ELLIPSIS
     1000.693...
     """
-    return _normalize(_core.LOGSUMEXP, x, axis, None, num_threads)
+    y = ready_normalize(_core.LOGSUMEXP, x, axis, None, num_threads)
+    return _normalize(_core.LOGSUMEXP, x, axis, None, num_threads) if y is None else y
