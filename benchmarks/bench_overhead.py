@@ -1,9 +1,11 @@
 """Per-call cost of small calls (32x10 float32, int64 labels, all defaults) next to PyTorch.
 
-At this size the kernel takes well under a microsecond, so the numbers measure the Python
-layer: argument checks, conversions and the call into the compiled module.
+At this size the cross-entropy kernel takes well under a microsecond, so its numbers are
+mostly the Python layer: argument checks, conversions and the call into the compiled module.
+(The normalisation kernel of log_softmax, softmax and logsumexp is slower at this shape:
+most of their time is the kernel's.)
 
-    python benchmarks/bench_overhead.py [--rows 32] [--classes 10]
+    python benchmarks/bench_overhead.py [--rows 32] [--classes 10] [--torch-threads 2]
 
 Each line is the best of 7 repeats of a timeit loop, in microseconds per call (the minimum,
 because other processes only ever add time). Run against an installed or in-place-built cece.
@@ -26,6 +28,9 @@ def main():
     parser.add_argument("--rows", type=int, default=32)
     parser.add_argument("--classes", type=int, default=10)
     parser.add_argument("--number", type=int, default=20000)
+    parser.add_argument("--torch-threads", type=int, default=2,
+                        help="torch.set_num_threads (default 2; on a busy 2-core machine "
+                             "a 2-thread torch call is much slower than a 1-thread one)")
     args = parser.parse_args()
     rng = np.random.default_rng(0)
     x = rng.normal(size=(args.rows, args.classes)).astype(np.float32)
@@ -42,9 +47,9 @@ def main():
         import torch
         import torch.nn.functional as F
 
-        torch.set_num_threads(2)
+        torch.set_num_threads(args.torch_threads)
         tx, ty = torch.from_numpy(x), torch.from_numpy(y)
-        calls["torch F.cross_entropy"] = lambda: F.cross_entropy(tx, ty)
+        calls[f"torch F.cross_entropy ({args.torch_threads}t)"] = lambda: F.cross_entropy(tx, ty)
     except ImportError:
         print("(PyTorch not installed: no torch row)")
     print(f"{args.rows}x{args.classes} float32, us per call (min of 7 x {args.number}):")
