@@ -1,24 +1,27 @@
 """cece's public functions: validate once (cece._validation), then one kernel call.
 
+Each function first offers its arguments to the compiled ready path (cece._core.ready_*),
+which runs a call whose arrays cece._validation would pass on unchanged without going
+through it (a small call is mostly such overhead); when that path returns None, the call is
+validated and converted in full and then run by the same compiled code.
+
 The docstrings carry the maths; docs/semantics.md has every rule in one page, and
 cece.reference is the same API written in plain NumPy.
 """
 
 from __future__ import annotations
 
-import math
 from typing import Any, Optional
 
 import numpy as np
 
 from . import _core
+from ._core import GRAD, LOSS, LOSS_AND_GRAD, ready_cross_entropy, ready_normalize
 from ._validation import (
-    CrossEntropyCall,
     as_compute_array,
     check_grad_out,
     check_normalize_out,
     check_num_threads,
-    label_error,
     normalize_axis,
     prepare_cross_entropy,
     same_memory,
@@ -75,41 +78,19 @@ def _doc(text: str) -> str:
     return text.replace("%(common)s", _COMMON_PARAMETERS)
 
 
-def _run(call: CrossEntropyCall, want_grad: bool, grad_out: Optional[np.ndarray]):
-    """One kernel call: (reduced loss, gradient or None)."""
-    dtype = call.logits.dtype
-    losses = np.empty(call.batch_shape, dtype) if call.reduction == "none" else None
-    grad = None
-    grad_scale = 1.0
-    kernel_args = (call.logits, call.outer, call.classes, call.inner, call.labels, call.probs,
-                   call.weight, call.sample_weight, call.ignore_index)
-    if want_grad:
-        grad = np.empty_like(call.logits) if grad_out is None else grad_out
-        in_place = grad_out is not None and same_memory(grad_out, call.logits)
-        # The gradient's scale needs the mean's denominator before the sweep, and an in-place
-        # sweep must not start on a bad label: both come from one O(batch) pass over labels.
-        if call.reduction == "mean" or (in_place and call.labels is not None):
-            denominator, bad = _core.denominator(*kernel_args, call.num_threads)
-            if bad >= 0:
-                raise label_error(call.target, bad, call.classes)
-            if call.reduction == "mean":
-                grad_scale = 1.0 / denominator if denominator != 0.0 else math.inf
-    softcap = 0.0 if call.softcap is None else call.softcap
-    loss_sum, denominator, bad = _core.cross_entropy(
-        *kernel_args, call.label_smoothing, call.z_loss, softcap, call.from_logits, losses,
-        grad, grad_scale, call.num_threads)
-    if bad >= 0:
-        raise label_error(call.target, bad, call.classes)
-    if call.reduction == "none":
-        loss = losses[()]
-    elif call.reduction == "sum":
-        loss = dtype.type(loss_sum)
-    elif denominator != 0.0:
-        loss = dtype.type(loss_sum / denominator)
-    else:
-        with np.errstate(divide="ignore", invalid="ignore"):
-            loss = dtype.type(np.float64(loss_sum) / np.float64(0.0))
-    return loss, grad
+def _full_path(want: int, logits: Any, target: Any, axis: Any, weight: Any,
+               sample_weight: Any, ignore_index: Any, label_smoothing: Any, reduction: Any,
+               from_logits: Any, z_loss: Any, softcap: Any, num_threads: Any,
+               grad_out: Any = None, grad_out_name: str = "grad_out"):
+    """A cross-entropy call validated and converted by cece._validation, then run."""
+    call = prepare_cross_entropy(logits, target, axis, weight, sample_weight, ignore_index,
+                                 label_smoothing, reduction, from_logits, z_loss, softcap,
+                                 num_threads)
+    in_place = False
+    if grad_out is not None:
+        grad_out = check_grad_out(grad_out, call, grad_out_name)
+        in_place = same_memory(grad_out, call.logits)
+    return _core.cross_entropy(call, want, grad_out, in_place)
 
 
 def cross_entropy(logits: Any, target: Any, *, axis: int = -1, weight: Any = None,
@@ -117,10 +98,13 @@ def cross_entropy(logits: Any, target: Any, *, axis: int = -1, weight: Any = Non
                   label_smoothing: float = 0.0, reduction: str = "mean",
                   from_logits: bool = True, z_loss: float = 0.0,
                   softcap: Optional[float] = None, num_threads: Optional[int] = None):
-    call = prepare_cross_entropy(logits, target, axis, weight, sample_weight, ignore_index,
-                                 label_smoothing, reduction, from_logits, z_loss, softcap,
-                                 num_threads)
-    return _run(call, False, None)[0]
+    loss = ready_cross_entropy(LOSS, logits, target, axis, weight, sample_weight, ignore_index,
+                               label_smoothing, reduction, from_logits, z_loss, softcap,
+                               num_threads, None)
+    if loss is None:
+        loss = _full_path(LOSS, logits, target, axis, weight, sample_weight, ignore_index,
+                          label_smoothing, reduction, from_logits, z_loss, softcap, num_threads)
+    return loss
 
 
 cross_entropy.__doc__ = _doc("""Softmax cross-entropy between ``logits`` and ``target``.
@@ -167,12 +151,14 @@ def cross_entropy_grad(logits: Any, target: Any, *, axis: int = -1, weight: Any 
                        from_logits: bool = True, z_loss: float = 0.0,
                        softcap: Optional[float] = None, num_threads: Optional[int] = None,
                        out: Optional[np.ndarray] = None) -> np.ndarray:
-    call = prepare_cross_entropy(logits, target, axis, weight, sample_weight, ignore_index,
-                                 label_smoothing, reduction, from_logits, z_loss, softcap,
-                                 num_threads)
-    if out is not None:
-        out = check_grad_out(out, call, "out")
-    return _run(call, True, out)[1]
+    grad = ready_cross_entropy(GRAD, logits, target, axis, weight, sample_weight, ignore_index,
+                               label_smoothing, reduction, from_logits, z_loss, softcap,
+                               num_threads, out)
+    if grad is None:
+        grad = _full_path(GRAD, logits, target, axis, weight, sample_weight, ignore_index,
+                          label_smoothing, reduction, from_logits, z_loss, softcap, num_threads,
+                          out, "out")
+    return grad
 
 
 cross_entropy_grad.__doc__ = _doc("""Gradient of :func:`cross_entropy` with respect to ``logits``.
@@ -210,12 +196,14 @@ def cross_entropy_with_grad(logits: Any, target: Any, *, axis: int = -1, weight:
                             softcap: Optional[float] = None,
                             num_threads: Optional[int] = None,
                             grad_out: Optional[np.ndarray] = None):
-    call = prepare_cross_entropy(logits, target, axis, weight, sample_weight, ignore_index,
-                                 label_smoothing, reduction, from_logits, z_loss, softcap,
-                                 num_threads)
-    if grad_out is not None:
-        grad_out = check_grad_out(grad_out, call)
-    return _run(call, True, grad_out)
+    result = ready_cross_entropy(LOSS_AND_GRAD, logits, target, axis, weight, sample_weight,
+                                 ignore_index, label_smoothing, reduction, from_logits, z_loss,
+                                 softcap, num_threads, grad_out)
+    if result is None:
+        result = _full_path(LOSS_AND_GRAD, logits, target, axis, weight, sample_weight,
+                            ignore_index, label_smoothing, reduction, from_logits, z_loss,
+                            softcap, num_threads, grad_out)
+    return result
 
 
 cross_entropy_with_grad.__doc__ = _doc("""Loss and gradient in one sweep over the logits.
@@ -251,10 +239,12 @@ def _prepare_x(x: Any, axis: Any, num_threads: Any):
     return arr, ax, outer, classes, inner, threads
 
 
-def _normalize(op: int, x: Any, axis: Any, out: Any, num_threads: Any) -> np.ndarray:
-    arr, _, outer, classes, inner, threads = _prepare_x(x, axis, num_threads)
-    out = np.empty_like(arr) if out is None else check_normalize_out(out, arr, x)
-    return _core.normalize(op, arr, outer, classes, inner, out, threads)
+def _normalize(op: int, x: Any, axis: Any, out: Any, num_threads: Any):
+    """The full path of log_softmax, softmax and logsumexp (which passes no out)."""
+    arr, ax, outer, classes, inner, threads = _prepare_x(x, axis, num_threads)
+    if out is not None:
+        out = check_normalize_out(out, arr, x)
+    return _core.normalize(op, arr, ax, outer, classes, inner, out, threads)
 
 
 def log_softmax(x: Any, axis: int = -1, *, out: Optional[np.ndarray] = None,
@@ -275,7 +265,8 @@ def log_softmax(x: Any, axis: int = -1, *, out: Optional[np.ndarray] = None,
     >>> cece.log_softmax(np.array([0.0, 0.0])).round(4)
     array([-0.6931, -0.6931])
     """
-    return _normalize(_core.LOG_SOFTMAX, x, axis, out, num_threads)
+    y = ready_normalize(_core.LOG_SOFTMAX, x, axis, out, num_threads)
+    return _normalize(_core.LOG_SOFTMAX, x, axis, out, num_threads) if y is None else y
 
 
 def softmax(x: Any, axis: int = -1, *, out: Optional[np.ndarray] = None,
@@ -296,7 +287,8 @@ def softmax(x: Any, axis: int = -1, *, out: Optional[np.ndarray] = None,
     >>> cece.softmax(np.array([1000.0, 1000.0]))
     array([0.5, 0.5])
     """
-    return _normalize(_core.SOFTMAX, x, axis, out, num_threads)
+    y = ready_normalize(_core.SOFTMAX, x, axis, out, num_threads)
+    return _normalize(_core.SOFTMAX, x, axis, out, num_threads) if y is None else y
 
 
 def logsumexp(x: Any, axis: int = -1, *, num_threads: Optional[int] = None):
@@ -311,6 +303,5 @@ def logsumexp(x: Any, axis: int = -1, *, num_threads: Optional[int] = None):
     >>> float(cece.logsumexp(np.array([1000.0, 1000.0])))  # doctest: +ELLIPSIS
     1000.693...
     """
-    arr, ax, outer, classes, inner, threads = _prepare_x(x, axis, num_threads)
-    out = np.empty(arr.shape[:ax] + arr.shape[ax + 1:], dtype=arr.dtype)
-    return _core.normalize(_core.LOGSUMEXP, arr, outer, classes, inner, out, threads)[()]
+    y = ready_normalize(_core.LOGSUMEXP, x, axis, None, num_threads)
+    return _normalize(_core.LOGSUMEXP, x, axis, None, num_threads) if y is None else y

@@ -8,24 +8,23 @@ LOG_SOFTMAX: int
 SOFTMAX: int
 LOGSUMEXP: int
 
+LOSS: int
+GRAD: int
+LOSS_AND_GRAD: int
+
 def cross_entropy(
-    logits: np.ndarray, outer: int, classes: int, inner: int,
-    labels: Optional[np.ndarray], probs: Optional[np.ndarray],
-    weight: Optional[np.ndarray], sample_weight: Optional[np.ndarray],
-    ignore_index: int, label_smoothing: float, z_loss: float, softcap: float,
-    from_logits: bool, losses: Optional[np.ndarray], grad: Optional[np.ndarray],
-    grad_scale: float, num_threads: int,
-) -> tuple[float, float, int]: ...
-def denominator(
-    logits: np.ndarray, outer: int, classes: int, inner: int,
-    labels: Optional[np.ndarray], probs: Optional[np.ndarray],
-    weight: Optional[np.ndarray], sample_weight: Optional[np.ndarray],
-    ignore_index: int, num_threads: int,
-) -> tuple[float, int]: ...
+    call: Any, want: int, grad_out: Optional[np.ndarray], in_place: bool,
+) -> Any: ...
 def normalize(
-    op: int, x: np.ndarray, outer: int, classes: int, inner: int, out: np.ndarray,
-    num_threads: int,
-) -> np.ndarray: ...
+    op: int, x: np.ndarray, axis: int, outer: int, classes: int, inner: int,
+    out: Optional[np.ndarray], num_threads: int,
+) -> Any: ...
+def ready_cross_entropy(
+    want: int, logits: Any, target: Any, axis: Any, weight: Any, sample_weight: Any,
+    ignore_index: Any, label_smoothing: Any, reduction: Any, from_logits: Any, z_loss: Any,
+    softcap: Any, num_threads: Any, grad_out: Any,
+) -> Any: ...
+def ready_normalize(op: int, x: Any, axis: Any, out: Any, num_threads: Any) -> Any: ...
 def exp_array(x: np.ndarray, out: np.ndarray) -> np.ndarray: ...
 def select_simd(name: Optional[str] = ...) -> None: ...
 def build_info() -> dict[str, Any]: ...

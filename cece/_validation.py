@@ -129,9 +129,11 @@ def _real_number(value: Any, name: str) -> float:
     return float(value)
 
 
-def _check_options(label_smoothing, reduction, from_logits, z_loss, softcap, ignore_index,
-                   num_threads):
-    """The scalar options, checked; cached, since a training loop passes the same ones."""
+def check_options(label_smoothing, reduction, from_logits, z_loss, softcap, ignore_index,
+                  num_threads):
+    """The scalar options, checked: (label_smoothing, from_logits, z_loss, softcap,
+    ignore_index, num_threads) as the kernels take them; reduction is checked and then used
+    as given. Cached, since a training loop passes the same ones."""
     try:
         return _checked_options(label_smoothing, reduction, from_logits, z_loss, softcap,
                                 ignore_index, num_threads)
@@ -242,7 +244,7 @@ def prepare_cross_entropy(
     softcap: Any,
     num_threads: Any,
 ) -> CrossEntropyCall:
-    eps, from_logits, lam, cap, ignore, threads = _check_options(
+    eps, from_logits, lam, cap, ignore, threads = check_options(
         label_smoothing, reduction, from_logits, z_loss, softcap, ignore_index, num_threads
     )
     z = as_compute_array(logits, "logits")
