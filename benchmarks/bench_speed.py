@@ -92,6 +92,7 @@ CASES = [
 ]
 DTYPES = ["float32", "float64"]
 OPS = ("fwd", "grad")
+ROOFLINES = ("read", "copy", "copy_fresh")
 SLOW_CALL_S = 0.5
 
 
@@ -300,17 +301,24 @@ class Peers:
         raise ValueError(lib)
 
     def roofline(self, x) -> dict[str, dict[str, Callable[[], Any]]]:
-        """Read-once and read+write candidates on the array x."""
+        """Candidates for the three streaming rooflines on the array x, by kind.
+
+        read        read x once (the forward's bound)
+        copy        read x, write a preallocated array of its size (cece[out]'s bound)
+        copy_fresh  read x, write a freshly allocated array of its size (plain cece's
+                    bound: a new gradient array pays the kernel's zeroing of its pages on
+                    first touch, which a copy into warm preallocated pages does not)
+        """
+        return {"read": self._read_candidates(x), "copy": self._copy_candidates(x),
+                "copy_fresh": self._fresh_copy_candidates(x)}
+
+    def _read_candidates(self, x) -> dict[str, Callable[[], Any]]:
         np, n = self.np, self.threads
         flat = x.reshape(-1)
         k = next(d for d in (4096, 2048, 1024, 512, 256, 128, 64, 32, 16, 8, 4, 2, 1)
                  if flat.size % d == 0)
         x2d = flat.reshape(-1, k)
         ones = np.ones(k, x.dtype)
-        dst = np.empty_like(x)
-        dflat = dst.reshape(-1)
-        bounds = [flat.size * i // n for i in range(n + 1)]
-        pool = self._pool()
         limits = self.threadpool_limits
 
         def gemv():
@@ -320,14 +328,42 @@ class Peers:
                 return x2d @ ones
 
         read = {"x.max()": x.max, "x.sum()": x.sum, "gemv x@1": gemv}
-        write = {"np.copyto": lambda: np.copyto(dst, x)}
         if n > 1:
-            read[f"max on {n} threads"] = lambda: [f.result() for f in [
-                pool.submit(np.max, flat[bounds[i]:bounds[i + 1]]) for i in range(n)]]
-            write[f"copyto on {n} threads"] = lambda: [f.result() for f in [
-                pool.submit(np.copyto, dflat[bounds[i]:bounds[i + 1]],
-                            flat[bounds[i]:bounds[i + 1]]) for i in range(n)]]
-        return {"read": read, "copy": write}
+            read[f"max on {n} threads"] = lambda: self._on_threads(np.max, flat)
+        return read
+
+    def _copy_candidates(self, x) -> dict[str, Callable[[], Any]]:
+        np, n = self.np, self.threads
+        dst = np.empty_like(x)
+        np.copyto(dst, x)  # fault its pages in now: the timed copies write warm pages
+        copy = {"np.copyto": lambda: np.copyto(dst, x)}
+        if n > 1:
+            copy[f"copyto on {n} threads"] = lambda: self._on_threads(
+                np.copyto, dst.reshape(-1), x.reshape(-1))
+        return copy
+
+    def _fresh_copy_candidates(self, x) -> dict[str, Callable[[], Any]]:
+        np, n = self.np, self.threads
+
+        def split_copy():
+            dst = np.empty_like(x)  # new pages each call, first touched by the threads
+            self._on_threads(np.copyto, dst.reshape(-1), x.reshape(-1))
+            return dst
+
+        fresh = {"x.copy()": x.copy}
+        if n > 1:
+            fresh[f"empty_like + copyto on {n} threads"] = split_copy
+        return fresh
+
+    def _on_threads(self, fn: Callable[..., Any], *flats) -> list:
+        """fn over N contiguous blocks of the 1-d arrays, one block per pool thread
+        (NumPy releases the GIL for max and copyto)."""
+        n = self.threads
+        size = flats[-1].size
+        bounds = [size * i // n for i in range(n + 1)]
+        futures = [self._pool().submit(fn, *(a[bounds[i]:bounds[i + 1]] for a in flats))
+                   for i in range(n)]
+        return [f.result() for f in futures]
 
     _executor: Optional[ThreadPoolExecutor] = None
 
@@ -455,23 +491,31 @@ def run_case(peers: Peers, libs: list[str], label: str, shape: tuple, axis: int,
             result["libs"][lib][f"{op}_ms"] = 1e3 * t.median()
             result["libs"][lib][f"{op}_calls"] = len(t.samples)
             result["libs"][lib][f"{op}_cpu_per_wall"] = t.cpu / t.wall if t.wall else math.nan
-    for kind in ("read", "copy"):
+    for kind in ROOFLINES:
         cands = result["roofline"][kind]
         best = min(cands, key=lambda name: cands[name]["ms"])
         result["roofline"][f"{kind}_ms"] = cands[best]["ms"]
         result["roofline"][f"{kind}_best"] = best
-    cece_info = result["libs"].get("cece")
-    if cece_info:
-        for lib, info in result["libs"].items():
-            for op in OPS:
-                if f"{op}_ms" in info and f"{op}_ms" in cece_info:
-                    info[f"{op}_vs_cece"] = info[f"{op}_ms"] / cece_info[f"{op}_ms"]
-        result["cece_fwd_vs_read"] = cece_info["fwd_ms"] / result["roofline"]["read_ms"]
-        result["cece_grad_vs_copy"] = cece_info["grad_ms"] / result["roofline"]["copy_ms"]
-        if "cece[out]" in result["libs"]:
-            result["cece_out_grad_vs_copy"] = (result["libs"]["cece[out]"]["grad_ms"]
-                                               / result["roofline"]["copy_ms"])
+    add_ratios(result)
     return result
+
+
+def add_ratios(result: dict[str, Any]) -> None:
+    """Every library's time / cece's, and cece's time / the roofline it is bound by:
+    forward / read, fwd+grad (fresh gradient) / fresh copy, cece[out] / preallocated copy."""
+    cece_info = result["libs"].get("cece")
+    if not cece_info:
+        return
+    for info in result["libs"].values():
+        for op in OPS:
+            if f"{op}_ms" in info and f"{op}_ms" in cece_info:
+                info[f"{op}_vs_cece"] = info[f"{op}_ms"] / cece_info[f"{op}_ms"]
+    roof = result["roofline"]
+    result["cece_fwd_vs_read"] = cece_info["fwd_ms"] / roof["read_ms"]
+    result["cece_grad_vs_copy_fresh"] = cece_info["grad_ms"] / roof["copy_fresh_ms"]
+    if "cece[out]" in result["libs"]:
+        result["cece_out_grad_vs_copy"] = (result["libs"]["cece[out]"]["grad_ms"]
+                                           / roof["copy_ms"])
 
 
 def fmt_ms(v: Optional[float]) -> str:
@@ -504,34 +548,38 @@ def print_case(res: dict[str, Any]) -> None:
         print(f"  {lib:<10} {cols[0]} | {cols[1]}")
     for lib, why in res["skipped"].items():
         print(f"  {lib:<10} {why}")
-    print(f"  roofline: read {fmt_ms(roof['read_ms'])} ms ({roof['read_best']}), "
-          f"read+write {fmt_ms(roof['copy_ms'])} ms ({roof['copy_best']}); "
-          f"cece fwd / read = {fmt_ratio(res.get('cece_fwd_vs_read'))}, "
-          f"cece fwd+grad / copy = {fmt_ratio(res.get('cece_grad_vs_copy'))}"
-          + (f", cece[out] / copy = {fmt_ratio(res['cece_out_grad_vs_copy'])}"
+    print(f"  roofline: read {fmt_ms(roof['read_ms'])} ms ({roof['read_best']}); "
+          f"copy {fmt_ms(roof['copy_ms'])} ms ({roof['copy_best']}); "
+          f"fresh copy {fmt_ms(roof['copy_fresh_ms'])} ms ({roof['copy_fresh_best']})")
+    print(f"  cece fwd / read = {fmt_ratio(res.get('cece_fwd_vs_read'))}; "
+          f"cece fwd+grad / fresh copy = {fmt_ratio(res.get('cece_grad_vs_copy_fresh'))}"
+          + (f"; cece[out] fwd+grad / copy = {fmt_ratio(res['cece_out_grad_vs_copy'])}"
              if "cece_out_grad_vs_copy" in res else ""), flush=True)
+
+
+# Roofline ratio columns of the summary tables: (header, result key) per operation.
+ROOF_COLUMNS = {
+    "fwd": [("cece/read", "cece_fwd_vs_read")],
+    "grad": [("cece/fresh", "cece_grad_vs_copy_fresh"), ("out/copy", "cece_out_grad_vs_copy")],
+}
 
 
 def print_summary(results: list[dict[str, Any]], libs: list[str]) -> None:
     peers = [lib for lib in libs if lib not in ("cece", "cece[out]")]
     for op, title in (("fwd", "forward"), ("grad", "forward+gradient")):
-        print(f"\nSummary, {title}: cece ms, and peer time / cece time (> 1: cece faster); "
-              f"cece / roofline")
-        roof_name = "read" if op == "fwd" else "copy"
-        head = f"  {'case':<18} {'dtype':<7} {'cece ms':>8} " + " ".join(
-            f"{lib:>8}" for lib in peers) + f" {'/' + roof_name:>8}"
-        if op == "grad":
-            head += f" {'out/copy':>8}"
+        print(f"\nSummary, {title}: cece ms; peer time / cece time (> 1: cece faster); "
+              + ("cece / read roofline" if op == "fwd" else
+                 "cece / fresh-copy roofline, cece[out] / preallocated-copy roofline"))
+        head = (f"  {'case':<18} {'dtype':<7} {'cece ms':>8} "
+                + " ".join(f"{lib:>8}" for lib in peers)
+                + "".join(f" {name:>10}" for name, _ in ROOF_COLUMNS[op]))
         print(head)
         for res in results:
             ce = res["libs"].get("cece", {})
             cells = [fmt_ratio(res["libs"].get(lib, {}).get(f"{op}_vs_cece")) for lib in peers]
-            roof = res.get("cece_fwd_vs_read" if op == "fwd" else "cece_grad_vs_copy")
-            line = (f"  {res['case']:<18} {res['dtype']:<7} {fmt_ms(ce.get(f'{op}_ms')):>8} "
-                    + " ".join(f"{c:>8}" for c in cells) + f" {fmt_ratio(roof):>8}")
-            if op == "grad":
-                line += f" {fmt_ratio(res.get('cece_out_grad_vs_copy')):>8}"
-            print(line)
+            print(f"  {res['case']:<18} {res['dtype']:<7} {fmt_ms(ce.get(f'{op}_ms')):>8} "
+                  + " ".join(f"{c:>8}" for c in cells)
+                  + "".join(f" {fmt_ratio(res.get(key)):>10}" for _, key in ROOF_COLUMNS[op]))
 
 
 def thread_summary(results: list[dict[str, Any]], libs: list[str]) -> dict[str, Any]:
