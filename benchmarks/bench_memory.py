@@ -43,8 +43,8 @@ memory beyond what the call returns (nothing, the N x C gradient, nothing) - the
 the RSS and tracemalloc measures - must be at most 1% of the logits' size plus 64 bytes per
 row (the O(N) of per-row values). PASS / FAIL is printed with NumPy's and PyTorch's numbers
 on the same measure beside it, and written to the JSON ("acceptance"); a row that did not
-run is "not measured". Use a large --rows x --classes: RSS's page-level noise of a few
-hundred KiB would swamp 1% of a small array.
+run is "not measured". Use a large --rows x --classes: RSS's noise (page granularity,
+first-touched code pages, thread stacks) would swamp 1% of a small array.
 """
 
 from __future__ import annotations
