@@ -1,6 +1,7 @@
 """Speed of cece against pure NumPy, PyTorch, JAX/optax and scikit-learn, and a roofline.
 
     python benchmarks/bench_speed.py [--threads N] [--quick] [--json PATH] [--plot PATH]
+                                     [--markdown PATH] [--libs ...] [--cases ...]
 
 For every case (shape, class axis) in float32 and float64, with integer labels and
 reduction "mean", it times two operations:
@@ -15,7 +16,7 @@ for each library (peers are optional: one that cannot be imported is skipped wit
               preallocated array (no fresh N x C allocation and its page faults)
   numpy       cece.reference, the pure-NumPy twin (NumPy is single-threaded here)
   torch       torch.nn.functional.cross_entropy, under no_grad for the forward; the gradient
-              by torch.autograd.grad (torch.set_num_threads(N))
+              by torch.autograd.grad on a leaf tensor made once (torch.set_num_threads(N))
   jax         optax.softmax_cross_entropy_with_integer_labels(...).mean(), jax.jit; the
               gradient by jax.jit(jax.value_and_grad(...)); block_until_ready; inputs are
               put on the device before timing
@@ -25,7 +26,7 @@ for each library (peers are optional: one that cannot be imported is skipped wit
               pass which we do not charge to it); it needs (n, C) rows, so it sits out the
               class-axis-1 case.
 
-and a streaming roofline on the same logits array, measured in the same run:
+and three streaming rooflines on the same logits array, measured in the same run:
 
   read        the fastest of several ways to read the logits once: x.max(), x.sum(),
               x2d @ ones (OpenBLAS gemv, threadpoolctl-limited to N threads), and x.max()
@@ -33,9 +34,21 @@ and a streaming roofline on the same logits array, measured in the same run:
               which one won
   copy        the fastest of np.copyto(dst, x) and the same split over N threads, into a
               preallocated dst: read the logits once and write an array of the same size
+  fresh copy  the fastest of x.copy() and np.empty_like(x) filled by N threads: the same,
+              into a new array each call, whose pages the kernel zeroes on first touch
 
-The forward cannot beat `read`; the gradient cannot beat `copy` (a fresh gradient array also
-pays its page faults, which `copy` into a preallocated array does not: compare cece[out]).
+The forward cannot beat `read`. Plain fwd+grad returns a fresh gradient array, so it cannot
+beat `fresh copy`; cece[out] writes into warm preallocated pages and cannot beat `copy`.
+The ratios reported are those like-for-like pairs: cece / read, cece / fresh copy,
+cece[out] / copy.
+
+Per-call cost (case "32x10"): a 32 x 10 batch, where the time is the Python call's
+overhead. cece.cross_entropy against F.cross_entropy under no_grad, and
+cece.cross_entropy_with_grad against F.cross_entropy + torch.autograd.grad, on inputs and
+tensors made once; timeit loops of up to 1000 calls (fewer if a call is slow) divided by
+their number, the (library, op) loops alternating over 11 rounds (5 with --quick); the
+median over rounds. PyTorch is timed with N threads (the criterion's setting) and, for
+reference, with one.
 
 Timing: each library is called once for the agreement check (and JAX's compilation), then
 again as warm-up; then R rounds (7, or 3 with --quick) in which every (library, operation)
@@ -62,9 +75,16 @@ Agreement: the first result of every library is compared with cece.reference on 
 inputs (max|a - b| / max|b|, the larger of loss and gradient), so that a peer that computes
 something else would show.
 
-Writes a JSON file (--json, default benchmarks/results/speed.json) and, if matplotlib is
-installed, a PNG (--plot, default benchmarks/results/speed.png): per case, each library's
-time relative to cece (log scale), forward and fwd+grad.
+Acceptance: at the end, issue 3's criteria evaluated on this run's numbers, one line each:
+PASS / FAIL with the measured ratio, "not measured" when a case, dtype or library it needs
+did not run (never PASS), "info" for a dtype outside a criterion's scope; notes say when
+the run cannot settle them (threads other than 2, --quick, a loaded machine).
+
+Writes a JSON file (--json, default benchmarks/results/speed.json) with every number and
+the acceptance checks; if matplotlib is installed, a PNG (--plot, default
+benchmarks/results/speed.png): per case, each library's time relative to cece (log scale),
+forward and fwd+grad, with the rooflines as horizontal lines; with --markdown PATH, the
+summary tables as Markdown for README.md.
 """
 
 from __future__ import annotations
