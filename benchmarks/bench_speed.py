@@ -1193,7 +1193,11 @@ def chosen_cases(args: argparse.Namespace) -> tuple[list[tuple], bool]:
     """The grid cases to run, and whether to run the per-call cost case."""
     if not args.cases:
         return CASES, True
-    chosen = {c.strip() for c in args.cases.split(",")}
+    chosen = {c.strip() for c in args.cases.split(",") if c.strip()}
+    unknown = chosen - set(CASE_BY_LABEL) - {OVERHEAD_LABEL}
+    if unknown:  # a typo would otherwise run nothing and say nothing
+        sys.exit(f"unknown --cases {', '.join(sorted(unknown))}; known: "
+                 f"{', '.join(list(CASE_BY_LABEL) + [OVERHEAD_LABEL])}")
     return [c for c in CASES if c[0] in chosen], OVERHEAD_LABEL in chosen
 
 
