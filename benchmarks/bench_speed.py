@@ -1229,6 +1229,7 @@ def write_outputs(args: argparse.Namespace, payload: dict[str, Any], markdown: s
 
 def main(argv: Optional[list[str]] = None) -> int:
     args = parse_args(argv)
+    cases, with_overhead = chosen_cases(args)
     env_notes = configure_threads(args.threads)  # before numpy / torch / jax are imported
     import numpy as np
 
@@ -1240,7 +1241,6 @@ def main(argv: Optional[list[str]] = None) -> int:
     libs = peers.available
     print_header(peers, args, env_notes)
 
-    cases, with_overhead = chosen_cases(args)
     dtypes = [d.strip() for d in args.dtypes.split(",") if d.strip()]
     rng = np.random.default_rng(args.seed)
     results, overhead = [], []
