@@ -1139,10 +1139,9 @@ def markdown_report(results: list[dict[str, Any]], overhead: list[dict[str, Any]
                       ["dtype", "op", "cece µs", "PyTorch µs", "cece / PyTorch",
                        "PyTorch 1 thread µs"],
                       [[r["dtype"], OP_NAMES[op],
-                        fmt_us(r["libs"].get("cece", {}).get(f"{op}_us")),
-                        fmt_us(r["libs"].get("torch", {}).get(f"{op}_us")),
+                        md_us(r, "cece", op), md_us(r, "torch", op),
                         md_ratio(r.get("cece_vs_torch", {}).get(op)),
-                        fmt_us(r["libs"].get(TORCH_ONE_THREAD, {}).get(f"{op}_us"))]
+                        md_us(r, TORCH_ONE_THREAD, op)]
                        for r in overhead for op in OPS])]
     return "\n".join(parts) + "\n"
 
@@ -1157,6 +1156,11 @@ def markdown_table(header: list[str], rows: list[list[str]]) -> str:
 def md_ms(res: dict[str, Any], lib: str, op: str) -> str:
     ms = res["libs"].get(lib, {}).get(f"{op}_ms")
     return "—" if ms is None else fmt_ms(ms)
+
+
+def md_us(res: dict[str, Any], lib: str, op: str) -> str:
+    us = res["libs"].get(lib, {}).get(f"{op}_us")
+    return "—" if us is None else fmt_us(us)
 
 
 def md_speedup(res: dict[str, Any], lib: str, op: str) -> str:
