@@ -121,7 +121,6 @@ OP_NAMES = {"fwd": "forward", "grad": "fwd+grad"}
 # The per-call cost case: a tiny batch, where the time is the Python call's overhead.
 OVERHEAD_LABEL = "32x10"
 OVERHEAD_SHAPE = (32, 10)
-OVERHEAD_LIBS = ("cece", "torch")
 OVERHEAD_CALLS, OVERHEAD_CALLS_QUICK = 1000, 200  # calls per measurement, at most
 OVERHEAD_BUDGET_S = 0.1  # ... fewer if they would take longer than this
 TORCH_ONE_THREAD = "torch 1 thread"
@@ -580,7 +579,7 @@ def run_overhead_case(peers: Peers, dtype: str, args: argparse.Namespace,
     result: dict[str, Any] = {"shape": list(OVERHEAD_SHAPE), "dtype": dtype, "rounds": rounds,
                               "max_calls": OVERHEAD_CALLS_QUICK if args.quick else OVERHEAD_CALLS,
                               "libs": {}}
-    loops: dict[tuple[str, str], tuple[timeit.Timer, int]] = {}
+    loops: dict[tuple[str, str], tuple[timeit.Timer, int, int]] = {}  # loop, calls, threads
     for lib, base, threads in overhead_libs(peers):
         fns, convert = peers.make(base, x, y, -1)
         info = result["libs"][lib] = {"threads": threads}
