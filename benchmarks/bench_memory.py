@@ -37,6 +37,14 @@ labels, reduction "mean"):
 The default size, 4096 x 32000 float32 (500 MiB of logits), keeps the NumPy reference's peak
 (about 16x the float32 logits: it works in float64 with many temporaries) near 8 GiB, which
 fits comfortably in 24 GiB; the script skips NumPy with a note if MemAvailable is short.
+
+Acceptance (issue 3): for each of cece's forward, fwd+grad and in-place fwd+grad, the extra
+memory beyond what the call returns (nothing, the N x C gradient, nothing) - the larger of
+the RSS and tracemalloc measures - must be at most 1% of the logits' size plus 64 bytes per
+row (the O(N) of per-row values). PASS / FAIL is printed with NumPy's and PyTorch's numbers
+on the same measure beside it, and written to the JSON ("acceptance"); a row that did not
+run is "not measured". Use a large --rows x --classes: RSS's noise (page granularity,
+first-touched code pages, thread stacks) would swamp 1% of a small array.
 """
 
 from __future__ import annotations
@@ -57,6 +65,19 @@ ROWS = [
     ("torch", "fwd"), ("torch", "grad"),
 ]
 NUMPY_PEAK_FACTOR = 17  # the reference's peak / float32 logits bytes, plus the logits
+
+# Issue 3's memory criterion: beyond what a call must return (nothing for the forward, the
+# gradient for fwd+grad, nothing with grad_out=logits), peak extra memory below 1% of the
+# logits' size plus O(N). O(N) is taken as PER_ROW_BYTES per row: room for eight float64
+# per row (per-row losses, maxima, sums of exps), which no kernel needs more of.
+LOGITS_FRACTION = 0.01
+PER_ROW_BYTES = 64
+# (criterion, cece row, op, whether the call returns an N x C gradient)
+CRITERIA = [
+    ("forward allocates no N x C temporary", "cece", "fwd", False),
+    ("fwd+grad allocates only the gradient", "cece", "grad", True),
+    ("grad_out=logits allocates nothing N x C", "cece in place", "grad", False),
+]
 
 
 def status_kb(field: str) -> int:
@@ -162,11 +183,63 @@ def fmt_bytes(b: Optional[int]) -> str:
         return "-"
     if abs(b) >= 2**30:
         return f"{b / 2**30:.2f} GiB"
-    return f"{b / 2**20:.1f} MiB"
+    if abs(b) >= 2**20:
+        return f"{b / 2**20:.1f} MiB"
+    return f"{b / 2**10:.1f} KiB"
 
 
 def fmt_exact(b: Optional[int]) -> str:
     return "-" if b is None else f"{b:,} ({fmt_bytes(b)})"
+
+
+def extra_bytes(res: dict[str, Any]) -> int:
+    """The larger of the two measures (tracemalloc is absent for torch)."""
+    return max(res["rss_bytes"], res["tracemalloc_bytes"] or 0)
+
+
+def beyond_returned(res: Optional[dict[str, Any]], returned: int) -> Optional[int]:
+    """Extra bytes a measured row used beyond what its call returns; None if not run."""
+    return None if res is None else extra_bytes(res) - returned
+
+
+def evaluate_memory(results: list[dict[str, Any]], rows: int,
+                    logits_bytes: int) -> dict[str, Any]:
+    """PASS / FAIL per criterion for cece, with NumPy's and PyTorch's same numbers beside
+    it; "not measured" if cece's row did not run."""
+    allowance = int(LOGITS_FRACTION * logits_bytes) + PER_ROW_BYTES * rows
+    by_row = {(r["lib"], r["op"]): r for r in results}
+    checks = []
+    for criterion, lib, op, returns_grad in CRITERIA:
+        returned = logits_bytes if returns_grad else 0  # the gradient has the logits' size
+        cece = beyond_returned(by_row.get((lib, op)), returned)
+        peers = {peer: beyond_returned(by_row.get((peer, op)), returned)
+                 for peer in ("numpy", "torch")}
+        status = ("not measured" if cece is None else
+                  "PASS" if cece <= allowance else "FAIL")
+        checks.append({"criterion": criterion, "row": lib, "op": op, "status": status,
+                       "returned_bytes": returned, "extra_beyond_returned_bytes": cece,
+                       "allowance_bytes": allowance,
+                       "peers_extra_beyond_returned_bytes": peers})
+    return {"allowance_bytes": allowance, "checks": checks,
+            "all_pass": all(c["status"] == "PASS" for c in checks)}
+
+
+def print_memory_acceptance(acceptance: dict[str, Any], rows: int, logits_bytes: int) -> None:
+    allowance = acceptance["allowance_bytes"]
+    print(f"\nAcceptance (issue 3, memory): peak extra memory beyond what the call returns "
+          f"(the larger of RSS and tracemalloc) <= {LOGITS_FRACTION:.0%} of the logits "
+          f"({fmt_bytes(int(LOGITS_FRACTION * logits_bytes))}) + {PER_ROW_BYTES} B x "
+          f"{rows} rows = {fmt_bytes(allowance)}")
+    for c in acceptance["checks"]:
+        peers = "" if c["row"] == "cece in place" else ", ".join(  # no in-place peer
+            f"{peer} {fmt_bytes(v)}" for peer, v in c["peers_extra_beyond_returned_bytes"].items())
+        returned = (f" beyond the {fmt_bytes(c['returned_bytes'])} gradient"
+                    if c["returned_bytes"] else "")
+        print(f"  {c['status']:<12} {c['criterion']:<40} {c['row']}: "
+              f"{fmt_bytes(c['extra_beyond_returned_bytes'])}{returned}"
+              + (f"  [same measure: {peers}]" if peers else ""))
+    print("  " + ("every memory criterion passes" if acceptance["all_pass"]
+                  else "memory acceptance NOT shown"))
 
 
 def main(argv: Optional[list[str]] = None) -> int:
@@ -225,12 +298,14 @@ def main(argv: Optional[list[str]] = None) -> int:
     if results:
         print(f"RSS: {results[0]['rss_method']}; tracemalloc: NumPy-visible allocations only "
               f"(torch tensors are invisible to it)")
+    acceptance = evaluate_memory(results, args.rows, logits_bytes)
+    print_memory_acceptance(acceptance, args.rows, logits_bytes)
     if args.json:
         os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
         with open(args.json, "w") as f:
             json.dump({"rows": args.rows, "classes": args.classes, "dtype": args.dtype,
                        "threads": args.threads, "logits_bytes": logits_bytes,
-                       "results": results}, f, indent=1)
+                       "results": results, "acceptance": acceptance}, f, indent=1)
         print(f"wrote {args.json}")
     return 0
 
