@@ -286,25 +286,30 @@ def same_memory(a: np.ndarray, b: np.ndarray) -> bool:
     )
 
 
-def _check_overlaps(out: np.ndarray, name: str, inputs, in_place_of: np.ndarray) -> None:
-    """`out` may share memory with no input, except by being `in_place_of` exactly (an
-    in-place call on an input that needed no copy)."""
+def _check_overlaps(out: np.ndarray, name: str, inputs, in_place_name: str,
+                    in_place_of: np.ndarray) -> None:
+    """`out` may share memory with no input, except by being the input `in_place_name`
+    exactly (an in-place call on an input that needed no copy). The same array passed as
+    another argument too (logits as their own probability target) is still an overlap: the
+    sweep would overwrite that argument while reading it."""
     for input_name, arg in inputs:
         if isinstance(arg, np.ndarray) and np.may_share_memory(out, arg):
-            if arg is in_place_of and same_memory(out, in_place_of):
+            if (input_name == in_place_name and arg is in_place_of
+                    and same_memory(out, in_place_of)):
                 continue
+            in_place = input_name == in_place_name
             raise ValueError(f"{name} must not overlap {input_name}"
-                             + (" unless it is that very array" if arg is in_place_of else ""))
+                             + (" unless it is that very array" if in_place else ""))
 
 
 def check_grad_out(grad_out: Any, call: CrossEntropyCall, name: str = "grad_out") -> np.ndarray:
     out = check_out(grad_out, call.logits, name)
-    _check_overlaps(out, name, call.inputs, call.logits)
+    _check_overlaps(out, name, call.inputs, "logits", call.logits)
     return out
 
 
 def check_normalize_out(out: Any, arr: np.ndarray, x: Any) -> np.ndarray:
     """`out` for softmax / log_softmax of `x` (converted to `arr`); it may be x itself."""
     out = check_out(out, arr, "out")
-    _check_overlaps(out, "out", (("x", x),), arr)
+    _check_overlaps(out, "out", (("x", x),), "x", arr)
     return out

@@ -388,8 +388,14 @@ def _overlap_cases():
         t32 = buf.view(np.float32)[:24].reshape(4, 6)[:, ::2]
         return buf, (X(), t32), {}, buf[:12].reshape(4, 3), "target"
 
+    def logits_as_their_own_target():
+        # grad_out=logits is an in-place call, but the same array is the probability target
+        # too, which the sweep would overwrite while reading it
+        buf = np.full((4, 3), 1 / 3)
+        return buf, (buf, buf), {}, buf, "target"
+
     return [weight_strided, weight_float32, sample_weight_strided, logits_strided,
-            target_probabilities_strided_float32]
+            target_probabilities_strided_float32, logits_as_their_own_target]
 
 
 OVERLAP_CASES = _overlap_cases()
