@@ -17,6 +17,7 @@
 #define VEXP cece_exp_f32
 #define VEXPS cece_exp_shifted_f32
 #define VTANH cece_tanh_f32
+#define VLOG1P cece_log1p_f32
 #define ROWS_TO_TILE cece_rows_to_tile_f32
 #define TILE_TO_ROWS cece_tile_to_rows_f32
 #include "cece_kernel_body.h"
@@ -25,6 +26,7 @@
 #undef VEXP
 #undef VEXPS
 #undef VTANH
+#undef VLOG1P
 #undef ROWS_TO_TILE
 #undef TILE_TO_ROWS
 
@@ -33,6 +35,7 @@
 #define VEXP cece_exp_f64
 #define VEXPS cece_exp_shifted_f64
 #define VTANH cece_tanh_f64
+#define VLOG1P cece_log1p_f64
 #define ROWS_TO_TILE cece_rows_to_tile_f64
 #define TILE_TO_ROWS cece_tile_to_rows_f64
 #include "cece_kernel_body.h"
@@ -41,5 +44,6 @@
 #undef VEXP
 #undef VEXPS
 #undef VTANH
+#undef VLOG1P
 #undef ROWS_TO_TILE
 #undef TILE_TO_ROWS

@@ -382,8 +382,33 @@ typedef struct {
     T K[CECE_TILE], KS[CECE_TILE], scale[CECE_TILE], valid[CECE_TILE];
 } FN(tile_state);
 
-/* Labels, weights and denominator shares of positions p0.., vectorised across them; returns
- * how many labels are out of range (the caller finds the first one only when there is one). */
+/* Labels, weights and denominator shares of positions p0.., vectorised across them (one
+ * variant per weight combination, so that the common one is a plain vector loop); returns how
+ * many labels are out of range (the caller looks for the first only when there is one). */
+CECE_INLINE int64_t FN(tile_labels_)(const cece_ce_args *a, int64_t p0, int64_t nw,
+                                     FN(tile_state) *st, const int has_w, const int has_sw) {
+    const int64_t *label = a->labels + p0;
+    const double *sw = a->sample_weight + (has_sw ? p0 : 0);
+    const double *w = a->class_weight;
+    const int64_t C = a->classes, ignore = a->ignore_index;
+    int64_t nbad = 0;
+#pragma omp simd reduction(+ : nbad)
+    for (int64_t i = 0; i < nw; i++) {
+        const int64_t l = label[i];
+        /* As cece_position_weight: ignore_index first, then the range. */
+        const int64_t y = l == ignore ? CECE_IGNORED : ((uint64_t)l < (uint64_t)C ? l : CECE_BAD);
+        const double s = has_sw ? sw[i] : 1.0;
+        const double wy = has_w ? (y >= 0 ? w[y >= 0 ? y : 0] : 1.0) : 1.0;
+        st->y[i] = y;
+        st->s[i] = s;
+        st->wy[i] = wy;
+        st->dw[i] = y >= 0 ? s * wy : 0.0;
+        st->valid[i] = y >= 0 ? (T)1 : (T)0;
+        nbad += y == CECE_BAD;
+    }
+    return nbad;
+}
+
 static int64_t FN(tile_positions)(const cece_ce_args *a, int64_t p0, int64_t nw,
                                   FN(tile_state) *st) {
     const double *sw = a->sample_weight ? a->sample_weight + p0 : NULL;
@@ -397,25 +422,9 @@ static int64_t FN(tile_positions)(const cece_ce_args *a, int64_t p0, int64_t nw,
         }
         return 0;
     }
-    const int64_t *label = a->labels + p0;
-    const int64_t C = a->classes, ignore = a->ignore_index;
-    const double *w = a->class_weight;
-    int64_t nbad = 0;
-#pragma omp simd reduction(+ : nbad)
-    for (int64_t i = 0; i < nw; i++) {
-        const int64_t l = label[i];
-        /* As cece_position_weight: ignore_index first, then the range. */
-        const int64_t y = l == ignore ? CECE_IGNORED : ((uint64_t)l < (uint64_t)C ? l : CECE_BAD);
-        const double s = sw ? sw[i] : 1.0;
-        const double wy = w ? (y >= 0 ? w[y >= 0 ? y : 0] : 1.0) : 1.0;
-        st->y[i] = y;
-        st->s[i] = s;
-        st->wy[i] = wy;
-        st->dw[i] = y >= 0 ? s * wy : 0.0;
-        st->valid[i] = y >= 0 ? (T)1 : (T)0;
-        nbad += y == CECE_BAD;
-    }
-    return nbad;
+    if (a->class_weight)
+        return sw ? FN(tile_labels_)(a, p0, nw, st, 1, 1) : FN(tile_labels_)(a, p0, nw, st, 1, 0);
+    return sw ? FN(tile_labels_)(a, p0, nw, st, 0, 1) : FN(tile_labels_)(a, p0, nw, st, 0, 0);
 }
 
 CECE_INLINE void FN(tile_max)(const T *zb, int64_t C, int64_t inner, int64_t nw, T *m) {
@@ -552,38 +561,50 @@ static void FN(tile_grad)(const T *zb, const T *tb, T *gb, int64_t C, int64_t in
 }
 
 /* The per-position finish, branch-free so that it vectorises like the rest: loss, and with
- * `want_grad` the gradient's per-position factors and the label's own entry in float64. */
+ * `want_grad` the gradient's per-position factors and the label's own entry. In T: a float32
+ * loss needs no float64 log, and a vector of positions is twice as wide. The label's entry
+ * K * p_y - a_y is taken as ((K - a_y) - a_y * U) / S when the label is a max (p_y = 1 / S),
+ * so that it does not cancel however close p_y is to 1. */
 CECE_INLINE void FN(tile_finish_)(const FN(consts) *k, int64_t nw, int labels,
-                                  FN(tile_state) *st, const int want_grad) {
-    const double keep = k->keep, uni = k->uni, W = k->weight_sum, zl = k->z_loss;
-    const double gs = k->grad_scale, inv_cap = k->inv_cap;
-    const int has_cap = k->has_cap;
+                                  FN(tile_state) *st, const int want_grad, const int has_dot) {
+    const T keep = (T)k->keep, uni = (T)k->uni, W = (T)k->weight_sum, zl = (T)k->z_loss;
+    const double gs = k->grad_scale; /* 1 / D: may not fit a float when D is tiny */
+    const T inv_cap = k->inv_cap;
+    const int has_cap = k->has_cap, has_zl = k->z_loss > 0.0;
 #pragma omp simd
     for (int64_t i = 0; i < nw; i++) {
-        double S = st->S[i];
-        double log_s = cece_log1p_f64(st->U[i]);
-        double m = (double)st->m[i];
-        double lse = m + log_s;
-        double zy = (double)st->zy[i];
-        double dy = zy - m;
-        double label_part = keep * st->wy[i];
-        double A = labels ? label_part + uni * W : st->A[i];
-        double label_term = label_part == 0.0 ? 0.0 : label_part * dy;
-        double Ad = labels ? label_term + st->Ad[i] : st->Ad[i];
-        double zterm = zl > 0.0 ? zl * lse * lse : 0.0;
-        double loss = A * log_s - Ad + zterm;
+        T U = (T)st->U[i];
+        T log_s = VLOG1P(U);
+        T m = st->m[i];
+        T lse = m + log_s;
+        T zy = st->zy[i];
+        T dy = zy - m;
+        T wy = (T)st->wy[i];
+        T label_part = keep * wy;
+        T A = labels ? label_part + uni * W : (T)st->A[i];
+        T label_term = label_part == 0 ? (T)0 : label_part * dy;
+        T Ad = labels ? label_term + (has_dot ? (T)st->Ad[i] : (T)0) : (T)st->Ad[i];
+        T zterm = has_zl ? zl * lse * lse : (T)0; /* skipped at 0: 0 * inf would be NaN */
+        T loss = A * log_s - Ad + zterm;
         int valid = st->valid[i] != 0;
-        st->loss[i] = valid ? st->s[i] * loss : 0.0;
+        st->loss[i] = valid ? st->s[i] * (double)loss : 0.0;
         if (want_grad) {
-            double K = A + (zl > 0.0 ? 2.0 * zl * lse : 0.0);
-            double scale = st->s[i] * gs;
-            double ay = label_part + uni * st->wy[i];
-            double chain = has_cap ? 1.0 - (zy * inv_cap) * (zy * inv_cap) : 1.0;
-            st->gy[i] = scale * chain * FN(label_grad)(K, ay, dy, log_s, S, st->U[i]);
-            st->scale[i] = valid ? (T)scale : (T)0;
-            st->K[i] = valid ? (T)K : (T)0;
-            st->KS[i] = valid ? (T)(K / S) : (T)0; /* for the gradient from stored exps */
-            st->log_s[i] = (T)log_s;
+            T K = A + (has_zl ? 2 * zl * lse : (T)0);
+            T scale = (T)(st->s[i] * gs);
+            T ay = label_part + uni * wy;
+            T chain = has_cap ? 1 - (zy * inv_cap) * (zy * inv_cap) : (T)1;
+            T inv_s = 1 / (U + 1);
+            T general = K * VEXPS(dy - log_s) - ay;
+            /* K - a_y without forming K: it is small when the label holds nearly all the
+             * target mass, and K's own rounding would swamp it */
+            T K_minus_ay = (T)(k->uni * (k->weight_sum - st->wy[i])) +
+                           (has_zl ? 2 * zl * lse : (T)0);
+            T at_max = (K_minus_ay - ay * U) * inv_s;
+            st->gy[i] = (double)(scale * chain * (dy == 0 ? at_max : general));
+            st->scale[i] = valid ? scale : (T)0;
+            st->K[i] = valid ? K : (T)0;
+            st->KS[i] = valid ? K * inv_s : (T)0; /* for the gradient from stored exps */
+            st->log_s[i] = log_s;
         }
     }
 }
@@ -615,11 +636,13 @@ static void FN(tile_core)(const cece_ce_args *a, const FN(consts) *k, const T *z
      * the logits (the same rule as the rows' k->store_exp). */
     const int store = gb && !k->has_cap && (gb != zb || (labels && k->uni == 0.0));
     FN(tile_sumexp)(zb, store ? gb : NULL, C, stride, nw, st.m, st.S, st.U, k);
-    for (int64_t i = 0; i < nw; i++) st.A[i] = st.Ad[i] = 0.0;
-    if (tb || k->uni > 0.0) FN(tile_dot)(zb, tb, C, stride, nw, st.m, a->class_weight, k, st.A, st.Ad);
-
-    if (gb) FN(tile_finish_)(k, nw, labels, &st, 1);
-    else FN(tile_finish_)(k, nw, labels, &st, 0);
+    const int has_dot = tb || k->uni > 0.0;
+    if (has_dot) {
+        for (int64_t i = 0; i < nw; i++) st.A[i] = st.Ad[i] = 0.0;
+        FN(tile_dot)(zb, tb, C, stride, nw, st.m, a->class_weight, k, st.A, st.Ad);
+    }
+    if (gb) { if (has_dot) FN(tile_finish_)(k, nw, labels, &st, 1, 1); else FN(tile_finish_)(k, nw, labels, &st, 1, 0); }
+    else { if (has_dot) FN(tile_finish_)(k, nw, labels, &st, 0, 1); else FN(tile_finish_)(k, nw, labels, &st, 0, 0); }
 
     if (losses)
         for (int64_t i = 0; i < nw; i++) losses[p0 + i] = (T)st.loss[i];
@@ -658,6 +681,11 @@ static void FN(ce_small_rows)(const cece_ce_args *a, const FN(consts) *k, int64_
         const int64_t nw = p1 - b0 < CECE_TILE ? p1 - b0 : CECE_TILE;
         const T *t = a->probs ? (const T *)a->probs + b0 * C : NULL;
         T *g = a->grad ? (T *)a->grad + b0 * C : NULL;
+        /* the next block into cache while this one computes: gathers are not prefetched by
+         * the hardware as a stream of plain loads is */
+        const char *next = (const char *)((const T *)a->logits + (b0 + CECE_TILE) * C);
+        for (int64_t l = 0; l < CECE_TILE * C * (int64_t)sizeof(T); l += 64)
+            __builtin_prefetch(next + l, 0, 3);
         ROWS_TO_TILE((const T *)a->logits + b0 * C, C, nw, zt);
         if (t) ROWS_TO_TILE(t, C, nw, tt);
         FN(tile_core)(a, k, zt, t ? tt : NULL, g ? gt : NULL, CECE_TILE, b0, nw, acc, bad);

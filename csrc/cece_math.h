@@ -243,12 +243,51 @@ CECE_INLINE double cece_log_f64(double x) {
     return y + (x - x); /* NaN in, NaN out */
 }
 
-/* log(1 + u) for u > -1 (or NaN), accurate for tiny u as well: log(w) * u / (w - 1) with
- * w = 1 + u rounded, whose rounding error cancels in the ratio (Goldberg's trick). */
+/* log(1 + u) for u >= 0 (or NaN), accurate for tiny u as well: with w = 1 + u rounded and
+ * c = u - (w - 1) its rounding error (exact), log1p(u) = log(w) + c / w, and near w = 1,
+ * where the correction matters, 1 / w = 2 - w to first order; from w = 2 on, c / w is below
+ * half an ulp of log(w) and is dropped. No division (a vector division costs as much as the
+ * rest of the function). */
 CECE_INLINE double cece_log1p_f64(double u) {
     double w = 1.0 + u;
-    double d = w - 1.0;
-    return d == 0.0 ? u : cece_log_f64(w) * (u / d);
+    double c = u - (w - 1.0);
+    return cece_log_f64(w) + c * (w < 2.0 ? 2.0 - w : 0.0);
+}
+
+/* log(x) in float for finite x > 0, or NaN: Cephes' logf (x = 2^e (1 + f), sqrt(1/2) <=
+ * 1 + f < sqrt(2), log(1 + f) = f - f^2/2 + f^3 P(f), about 1 ulp), without a division. */
+CECE_INLINE float cece_log_f32(float x) {
+    int32_t bits = cece_f32_to_bits(x);
+    int32_t e = ((bits >> 23) & 0xff) - 127;
+    float m = cece_bits_to_f32((bits & 0x007fffff) | 0x3f800000);
+    int32_t big = m > 1.41421356f;
+    m = big ? m * 0.5f : m;
+    e += big;
+    float fe = (float)e;
+    float f = m - 1.0f;
+    float z = f * f;
+    float p = 7.0376836292e-2f;
+    p = CECE_FMAF(p, f, -1.1514610310e-1f);
+    p = CECE_FMAF(p, f, 1.1676998740e-1f);
+    p = CECE_FMAF(p, f, -1.2420140846e-1f);
+    p = CECE_FMAF(p, f, 1.4249322787e-1f);
+    p = CECE_FMAF(p, f, -1.6668057665e-1f);
+    p = CECE_FMAF(p, f, 2.0000714765e-1f);
+    p = CECE_FMAF(p, f, -2.4999993993e-1f);
+    p = CECE_FMAF(p, f, 3.3333331174e-1f);
+    float y = p * f * z;
+    y = CECE_FMAF(fe, -2.12194440e-4f, y);
+    y = CECE_FMAF(z, -0.5f, y);
+    float r = f + y;
+    r = CECE_FMAF(fe, 0.693359375f, r);
+    return r + (x - x); /* NaN in, NaN out */
+}
+
+/* As cece_log1p_f64, in float. */
+CECE_INLINE float cece_log1p_f32(float u) {
+    float w = 1.0f + u;
+    float c = u - (w - 1.0f);
+    return cece_log_f32(w) + c * (w < 2.0f ? 2.0f - w : 0.0f);
 }
 
 #endif /* CECE_MATH_H */
