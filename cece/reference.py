@@ -42,6 +42,21 @@ def _xlogy_sum(a: np.ndarray, logp: np.ndarray) -> np.ndarray:
     return terms.sum(axis=-1)
 
 
+def _log_sum_shifted_exp(z: np.ndarray, m: np.ndarray, axis: int = -1) -> np.ndarray:
+    """log S = log(sum_j exp(z_j - m)) along `axis` (kept, length 1), m = max_j z_j.
+
+    Computed as log1p of the sum without the max's own term, which is exp(0) = 1 exactly:
+    when one class dominates, S = 1 + 7e-12 say, adding the small terms to that 1 would
+    round away their low digits, and log S is all in them. A row with NaN, +inf or only -inf
+    has NaN there instead of 1, and stays NaN.
+    """
+    e = np.exp(z - m)
+    first_max = np.argmax(z, axis=axis, keepdims=True)  # a NaN's index in a row holding one
+    top = np.take_along_axis(e, first_max, axis=axis)  # 1, or NaN
+    np.put_along_axis(e, first_max, 0.0, axis=axis)
+    return np.log1p(e.sum(axis=axis, keepdims=True) + (top - 1.0))
+
+
 def _scale(x: np.ndarray, by: np.ndarray, *over: Any) -> np.ndarray:
     """x * by / (product of `over`), for factors anywhere in the float64 range.
 
@@ -106,7 +121,7 @@ def _forward_backward(call: CrossEntropyCall):
                 c = call.softcap
                 z = c * np.tanh(x / c)
             m = z.max(axis=-1, keepdims=True)
-            log_s = np.log(np.exp(z - m).sum(axis=-1, keepdims=True))
+            log_s = _log_sum_shifted_exp(z, m)
             logp = (z - m) - log_s
             lse = (m + log_s)[..., 0]
             # A row whose logsumexp is NaN (a NaN, a +inf, or only -inf) has a NaN loss
@@ -213,7 +228,7 @@ def _log_softmax64(arr: np.ndarray, axis: int) -> np.ndarray:
     x = arr.astype(np.float64)
     with np.errstate(invalid="ignore"):
         m = x.max(axis=axis, keepdims=True)
-        return (x - m) - np.log(np.exp(x - m).sum(axis=axis, keepdims=True))
+        return (x - m) - _log_sum_shifted_exp(x, m, axis)
 
 
 def _store(result: np.ndarray, like: np.ndarray, out: Optional[np.ndarray]) -> np.ndarray:
@@ -245,5 +260,5 @@ def logsumexp(x, axis=-1, *, num_threads=None):
     x64 = arr.astype(np.float64)
     with np.errstate(invalid="ignore", divide="ignore"):
         m = x64.max(axis=ax, keepdims=True)
-        result = (m + np.log(np.exp(x64 - m).sum(axis=ax, keepdims=True))).squeeze(ax)
+        result = (m + _log_sum_shifted_exp(x64, m, ax)).squeeze(ax)
     return result.astype(arr.dtype)[()]
