@@ -3,6 +3,10 @@
 The plain helpers (tolerance check, data makers) live in tests/cece_testing.py; this file puts
 tests/ on sys.path so that the test modules can import them under pytest's importlib mode.
 
+Option ``--quick``: a representative subset of the big parametrised tests (the CI jobs that
+rerun the suite on the installed wheel and on the sanitizer build use it; README's plain
+``pytest`` runs everything).
+
 Fixtures:
 - ``rng``: a NumPy Generator seeded from the test's id (reproducible, different per test);
 - ``simd_level``: parametrized over every SIMD level this CPU runs
@@ -92,8 +96,30 @@ KNOWN_FAILURES = {
 }
 
 
+def pytest_addoption(parser):
+    parser.addoption(
+        "--quick", action="store_true", default=False,
+        help="cece: run a representative subset of the big parametrised tests (each test "
+             "module's QUICK_SUBSET), for CI jobs that rerun the suite on another build of the "
+             "same code: the installed wheel, the sanitizer build")
+
+
+def _in_quick_subset(item) -> bool:
+    """A test module may define QUICK_SUBSET = {test function name: predicate on the
+    parameters of one case}; cases it rejects are left out under --quick."""
+    rules = getattr(getattr(item, "module", None), "QUICK_SUBSET", {})
+    rule = rules.get(getattr(item, "originalname", item.name))
+    callspec = getattr(item, "callspec", None)
+    return rule is None or callspec is None or rule(callspec.params)
+
+
 def pytest_collection_modifyitems(config, items):
     for item in items:
         reason = KNOWN_FAILURES.get(item.name)
         if reason is not None and item.module.__name__.endswith("test_extremes"):
             item.add_marker(pytest.mark.xfail(strict=True, reason=reason))
+    if config.getoption("--quick"):
+        left_out = [item for item in items if not _in_quick_subset(item)]
+        if left_out:
+            config.hook.pytest_deselected(items=left_out)
+            items[:] = [item for item in items if _in_quick_subset(item)]
