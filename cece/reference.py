@@ -42,6 +42,42 @@ def _xlogy_sum(a: np.ndarray, logp: np.ndarray) -> np.ndarray:
     return terms.sum(axis=-1)
 
 
+def _log_sum_shifted_exp(z: np.ndarray, m: np.ndarray, axis: int = -1) -> np.ndarray:
+    """log S = log(sum_j exp(z_j - m)) along `axis` (kept, length 1), m = max_j z_j.
+
+    Computed as log1p of the sum without the max's own term, which is exp(0) = 1 exactly:
+    when one class dominates, S = 1 + 7e-12 say, adding the small terms to that 1 would
+    round away their low digits, and log S is all in them. A row with NaN, +inf or only -inf
+    has NaN there instead of 1, and stays NaN.
+    """
+    e = np.exp(z - m)
+    first_max = np.argmax(z, axis=axis, keepdims=True)  # a NaN's index in a row holding one
+    top = np.take_along_axis(e, first_max, axis=axis)  # 1, or NaN
+    np.put_along_axis(e, first_max, 0.0, axis=axis)
+    return np.log1p(e.sum(axis=axis, keepdims=True) + (top - 1.0))
+
+
+def _scale(x: np.ndarray, by: np.ndarray, *over: Any) -> np.ndarray:
+    """x * by / (product of `over`), for factors anywhere in the float64 range.
+
+    A gradient is a product of factors that may lie far apart: the mean's 1/D for tiny class
+    weights (D < 5.6e-309: 1/D overflows) times coefficients that carry those same weights,
+    or the 1/P of a row of subnormal probabilities times a tiny sample weight. Multiplied in
+    turn they overflow (or underflow) on the way although the result is ordinary. So each
+    factor is split into a mantissa in [0.5, 1) and a binary exponent (np.frexp): the
+    mantissas are combined with x, the exponents added, and the power of two applied once,
+    last (np.ldexp, which is exact unless the result itself is out of range). Zeros, infs
+    and NaNs give what the plain product gives.
+    """
+    by_mantissa, exponent = np.frexp(by)
+    ratio = by_mantissa
+    for factor in over:
+        mantissa, factor_exponent = np.frexp(factor)
+        ratio = ratio / mantissa
+        exponent = exponent - factor_exponent
+    return np.ldexp(x * ratio, exponent)
+
+
 def _target_distribution(call: CrossEntropyCall, valid: np.ndarray, labels: np.ndarray) -> np.ndarray:
     """t (batch..., C): the smoothed one-hot or smoothed probability target."""
     C = call.classes
@@ -85,7 +121,7 @@ def _forward_backward(call: CrossEntropyCall):
                 c = call.softcap
                 z = c * np.tanh(x / c)
             m = z.max(axis=-1, keepdims=True)
-            log_s = np.log(np.exp(z - m).sum(axis=-1, keepdims=True))
+            log_s = _log_sum_shifted_exp(z, m)
             logp = (z - m) - log_s
             lse = (m + log_s)[..., 0]
             # A row whose logsumexp is NaN (a NaN, a +inf, or only -inf) has a NaN loss
@@ -97,6 +133,7 @@ def _forward_backward(call: CrossEntropyCall):
             grad = (a.sum(axis=-1) + 2.0 * call.z_loss * lse)[..., None] * p - a
             if call.softcap is not None:
                 grad = grad * (1.0 - (z / call.softcap) ** 2)
+            row_divisor = np.ones(batch + (1,))
         else:
             total = x.sum(axis=-1, keepdims=True)
             q = x / total
@@ -104,16 +141,21 @@ def _forward_backward(call: CrossEntropyCall):
             loss = -_xlogy_sum(a, np.log(r))
             inside = (q >= EPSILON) & (q <= 1.0 - EPSILON)
             g = np.where(inside, -a / r, 0.0)
-            grad = (g - (g * q).sum(axis=-1, keepdims=True)) / total
+            # dl/dp = (g - sum_j g_j q_j) / P: the division by P is left to _scale below
+            grad = g - (g * q).sum(axis=-1, keepdims=True)
+            row_divisor = total
 
         if call.labels is not None:
             denominator = (s * w[np.where(valid, labels, 0)])[valid].sum()
         else:
             denominator = s.sum()
-        scale = s / np.float64(denominator) if call.reduction == "mean" else s
+        divisors = (row_divisor, np.float64(denominator)) if call.reduction == "mean" else (row_divisor,)
+        # s * grad / (P * D) (P = 1 with logits, D only for the mean), without forming 1/P or
+        # 1/D on their own
+        grad = _scale(grad, s[..., None], *divisors)
     loss = np.where(valid, s * loss, 0.0)
     # Ignored positions have a zero gradient row even when the mean divides by D = 0.
-    grad = np.where(valid[..., None], scale[..., None] * grad, 0.0)
+    grad = np.where(valid[..., None], grad, 0.0)
     return loss, denominator, grad
 
 
@@ -186,7 +228,7 @@ def _log_softmax64(arr: np.ndarray, axis: int) -> np.ndarray:
     x = arr.astype(np.float64)
     with np.errstate(invalid="ignore"):
         m = x.max(axis=axis, keepdims=True)
-        return (x - m) - np.log(np.exp(x - m).sum(axis=axis, keepdims=True))
+        return (x - m) - _log_sum_shifted_exp(x, m, axis)
 
 
 def _store(result: np.ndarray, like: np.ndarray, out: Optional[np.ndarray]) -> np.ndarray:
@@ -218,5 +260,5 @@ def logsumexp(x, axis=-1, *, num_threads=None):
     x64 = arr.astype(np.float64)
     with np.errstate(invalid="ignore", divide="ignore"):
         m = x64.max(axis=ax, keepdims=True)
-        result = (m + np.log(np.exp(x64 - m).sum(axis=ax, keepdims=True))).squeeze(ax)
+        result = (m + _log_sum_shifted_exp(x64, m, ax)).squeeze(ax)
     return result.astype(arr.dtype)[()]

@@ -36,6 +36,14 @@ GEOMETRIES = [
     ("axis0", (6, 2, 3), 0),
 ]
 TARGETS = ["int", "int_ignore0", "prob"]
+
+# --quick (tests/conftest.py; the installed-wheel and sanitizer jobs): every dtype, layout,
+# target kind and mode of the option matrix, with the option flags all off or all on: each
+# kernel variant runs, not each combination (README's full run has those).
+QUICK_SUBSET = {
+    "test_option_matrix": lambda p: (p["use_weight"], p["use_sample_weight"], p["label_smoothing"])
+    in {(False, False, 0.0), (True, True, 0.3)},
+}
 # (id, extra kwargs): from_logits=True variants and the from_logits=False one
 MODES = [
     ("plain", {}),

@@ -9,7 +9,8 @@ The matrix runs in a child interpreter (this very file run as a script) so that 
 an abort or a sanitizer report is a test failure with the case's name rather than a lost run:
 the child prints one JSON line per case, and when it dies the parent records the case that
 was running as crashed and starts a new child after it. Each case is run against cece and
-against cece.reference (which shares cece's validation).
+against cece.reference (which shares cece's validation), show_config's against cece only.
+The children import the cece the parent imported (its folder leads their PYTHONPATH).
 
     python tests/test_bad_input_matrix.py            # the JSON report on stdout
 """
@@ -28,7 +29,8 @@ import numpy as np
 ANY = (TypeError, ValueError, IndexError)
 CE_FUNCS = ("cross_entropy", "cross_entropy_grad", "cross_entropy_with_grad")
 X_FUNCS = ("log_softmax", "softmax", "logsumexp")
-ALL_FUNCS = CE_FUNCS + X_FUNCS
+ARRAY_FUNCS = CE_FUNCS + X_FUNCS
+ALL_FUNCS = ARRAY_FUNCS + ("show_config",)
 
 
 class Case(NamedTuple):
@@ -38,6 +40,7 @@ class Case(NamedTuple):
     name: str  # the argument the message must name
     expect: tuple  # acceptable exception classes
     may_write: tuple = ()  # keyword outputs a failing call may have written (label errors)
+    cece_only: bool = False  # cece.reference has no such function (show_config)
 
 
 # ---- inputs -------------------------------------------------------------------------------
@@ -65,8 +68,8 @@ def readonly(a):
 CASES: list[Case] = []
 
 
-def add(id, func, build, name, expect=ANY, may_write=()):
-    CASES.append(Case(f"{func}:{id}", func, build, name, tuple(expect), tuple(may_write)))
+def add(id, func, build, name, expect=ANY, may_write=(), cece_only=False):
+    CASES.append(Case(f"{func}:{id}", func, build, name, tuple(expect), tuple(may_write), cece_only))
 
 
 def first_arg(func):
@@ -94,7 +97,7 @@ BAD_DTYPES = {
     "list_of_str": lambda: [["a", "b", "c"]] * 4,
 }
 
-for func in ALL_FUNCS:
+for func in ARRAY_FUNCS:
     arg = first_arg(func)
     for label, make in BAD_DTYPES.items():
         add(f"{arg}_dtype_{label}", func, lambda f=func, m=make: call_with_first(f, m()), arg, (TypeError,))
@@ -393,6 +396,19 @@ for func in X_FUNCS:
     add("unknown_keyword_weight", func, lambda: ((Z(),), {"weight": np.ones(3)}), "weight", (TypeError,))
 add("out_keyword", "logsumexp", lambda: ((Z(),), {"out": np.zeros(4)}), "out", (TypeError,))
 
+# ---- show_config: its one option -------------------------------------------------------------
+
+for id, args, kwargs, expect in [
+    ("mode_unknown", ("xml",), {}, (ValueError,)),
+    ("mode_upper", ("DICTS",), {}, (ValueError,)),
+    ("mode_None", (None,), {}, (TypeError, ValueError)),
+    ("mode_int", (1,), {}, (TypeError, ValueError)),
+    ("mode_bytes", (b"dicts",), {}, (TypeError, ValueError)),
+    ("unknown_keyword", (), {"verbose": True}, (TypeError,)),
+]:
+    name = "verbose" if "verbose" in kwargs else "mode"
+    add(id, "show_config", lambda a=args, k=kwargs: (a, dict(k)), name, expect, cece_only=True)
+
 
 # ---- the child: run every case, print one JSON line each ---------------------------------
 
@@ -471,9 +487,10 @@ def child_main(start: int) -> None:
     import cece
     import cece.reference
 
+    print(json.dumps({"cece": os.path.realpath(cece.__file__)}), flush=True)
     for index in range(start, len(CASES)):
         case = CASES[index]
-        for impl in (cece, cece.reference):
+        for impl in (cece,) if case.cece_only else (cece, cece.reference):
             print(json.dumps({"begin": index, "id": case.id, "impl": impl.__name__}), flush=True)
             result = run_case(case, impl)
             result["index"] = index
@@ -481,12 +498,26 @@ def child_main(start: int) -> None:
     print(json.dumps({"done": True}), flush=True)
 
 
-def run_matrix(timeout: float = 600.0) -> dict:
-    """Run the matrix in child interpreters; {(id, impl): result}, crashes included."""
-    results: dict = {}
-    start, crashes = 0, 0
+def _child_env() -> dict:
+    """The environment of a child: the parent's, with the folder that holds the cece the
+    parent imported first on PYTHONPATH (absolute, as every other entry: the child runs in
+    tests/, where a relative entry such as `PYTHONPATH=.` would point somewhere else)."""
+    import cece
+
     env = dict(os.environ)
     env.setdefault("PYTHONFAULTHANDLER", "1")
+    package_root = os.path.dirname(os.path.dirname(os.path.realpath(cece.__file__)))
+    entries = [os.path.abspath(e) for e in env.get("PYTHONPATH", "").split(os.pathsep) if e]
+    env["PYTHONPATH"] = os.pathsep.join([package_root] + entries)
+    return env
+
+
+def run_matrix(timeout: float = 600.0) -> dict:
+    """Run the matrix in child interpreters; {(id, impl): result}, crashes included, and
+    under the key ("<child>", "cece") the path of the cece the children imported."""
+    results: dict = {}
+    start, crashes = 0, 0
+    env = _child_env()
     while start < len(CASES):
         proc = subprocess.run(
             [sys.executable, os.path.abspath(__file__), "--child", str(start)],
@@ -499,7 +530,9 @@ def run_matrix(timeout: float = 600.0) -> dict:
                 record = json.loads(line)
             except ValueError:
                 continue
-            if "begin" in record:
+            if "cece" in record:
+                results[("<child>", "cece")] = record["cece"]
+            elif "begin" in record:
                 last_begin = record
             elif record.get("done"):
                 done = True
@@ -522,7 +555,8 @@ def run_matrix(timeout: float = 600.0) -> dict:
                 "problems": [f"interpreter crashed (exit {proc.returncode}): {proc.stderr[-2000:]}"],
             }
         start = last_begin["begin"] + 1
-        if key[1] == "cece":  # the reference's run of this case was lost with the child
+        lost_reference_run = key[1] == "cece" and not CASES[last_begin["begin"]].cece_only
+        if lost_reference_run:  # the reference's run of this case was lost with the child
             results.setdefault((key[0], "cece.reference"), {
                 "id": key[0], "impl": "cece.reference", "raised": None, "message": "",
                 "problems": ["not run: the child crashed on cece's run of this case"]})
@@ -530,6 +564,10 @@ def run_matrix(timeout: float = 600.0) -> dict:
 
 
 # ---- pytest -------------------------------------------------------------------------------
+
+# every (case, implementation) run: each case against cece and, where it has the function,
+# against cece.reference
+CALLS = [(c.id, impl) for c in CASES for impl in ("cece",) + (() if c.cece_only else ("cece.reference",))]
 
 if "pytest" in sys.modules:
     import pytest
@@ -544,16 +582,21 @@ if "pytest" in sys.modules:
         assert funcs == set(ALL_FUNCS)
         assert len(CASES) >= 60
         ran = [k for k in matrix if k[0] != "<child>"]
-        assert len(ran) == 2 * len(CASES), f"{len(ran)} results for {2 * len(CASES)} calls"
-        crashed = [k for k, r in matrix.items() if any("crashed" in p for p in r["problems"])]
+        assert len(ran) == len(CALLS), f"{len(ran)} results for {len(CALLS)} calls"
+        crashed = [k for k in ran if any("crashed" in p for p in matrix[k]["problems"])]
         assert not crashed, f"interpreter crashes: {crashed}"
+
+    def test_children_imported_the_same_cece(matrix):
+        """The matrix exercised the build under test, not some other cece on the path."""
+        import cece
+
+        assert matrix.get(("<child>", "cece")) == os.path.realpath(cece.__file__)
 
     def test_case_ids_unique():
         ids = [c.id for c in CASES]
         assert len(ids) == len(set(ids))
 
-    @pytest.mark.parametrize("impl", ["cece", "cece.reference"])
-    @pytest.mark.parametrize("case_id", [c.id for c in CASES])
+    @pytest.mark.parametrize("case_id,impl", CALLS)
     def test_bad_input(matrix, case_id, impl):
         result = matrix.get((case_id, impl))
         assert result is not None, f"{case_id} was not run ({matrix.get(('<child>', 'startup'))})"
@@ -568,6 +611,8 @@ if __name__ == "__main__":
         child_main(int(sys.argv[2]) if len(sys.argv) > 2 else 0)
     else:
         report = run_matrix()
-        failures = {f"{k[0]} [{k[1]}]": r["problems"] for k, r in report.items() if r["problems"]}
-        print(json.dumps({"cases": len(CASES), "calls": len(report), "failures": failures}, indent=1))
+        calls = {k: r for k, r in report.items() if isinstance(r, dict)}
+        failures = {f"{k[0]} [{k[1]}]": r["problems"] for k, r in calls.items() if r["problems"]}
+        print(json.dumps({"cases": len(CASES), "calls": len(calls), "cece": report.get(("<child>", "cece")),
+                          "failures": failures}, indent=1))
         sys.exit(1 if failures else 0)

@@ -29,6 +29,13 @@ SIZES = [(n, c) for c in (1, 2, 10, 1000) for n in (0, 1, 7, 4096)] + \
         [(n, 100_000) for n in (0, 1, 7)]
 
 
+# --quick (tests/conftest.py): the largest size, 4096 x 1000, in float32 only
+QUICK_SUBSET = {
+    "test_sizes_integer_targets": lambda p: not (p["N"] == 4096 and p["C"] == 1000
+                                                 and p["dtype"] is np.float64),
+}
+
+
 @pytest.mark.parametrize("dtype", FLOATS, ids=["f64", "f32"])
 @pytest.mark.parametrize("N,C", SIZES, ids=[f"N{n}-C{c}" for n, c in SIZES])
 def test_sizes_integer_targets(rng, dtype, N, C):

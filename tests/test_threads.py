@@ -42,6 +42,16 @@ OPTIONS = [
 ]
 
 
+# --quick (tests/conftest.py): every layout and dtype with all options on (the option-free
+# kernels run threaded in the full suite and single-threaded in test_agreement's quick
+# subset); probability targets on the tiles and the float64 rows (float32 rows are the same
+# code with another T).
+QUICK_SUBSET = {
+    "test_integer_targets_bitwise_across_threads": lambda p: p["opt_id"] == "all_options",
+    "test_probability_targets_bitwise_across_threads": lambda p: p["case"][0] != "rows_4096x1000_f32",
+}
+
+
 def _bytes(a):
     return np.asarray(a).tobytes()
 

@@ -14,9 +14,13 @@ wheelhouse=$(mktemp -d "${TMPDIR:-/tmp}/cece-ci-wheel.XXXXXX")
 trap 'rm -rf "$wheelhouse"' EXIT
 
 echo "== tools/build_wheels.sh $python"
+start=$SECONDS
 WHEELHOUSE=$wheelhouse tools/build_wheels.sh "$python"
+echo "== sdist and wheel built in $((SECONDS - start)) s"
 wheel=$(ls "$wheelhouse"/cece-*.whl)
+start=$SECONDS
 tools/test_installed.sh "$python" "$wheel" "$@"
+echo "== wheel installed and tested in $((SECONDS - start)) s"
 if [ "${CECE_CI_SDIST:-0}" = 1 ]; then
     tools/test_installed.sh "$python" "$(ls "$wheelhouse"/cece-*.tar.gz)" "$@"
 fi

@@ -2,8 +2,9 @@
 # Memory safety: build cece with CECE_SANITIZE=1 (-fsanitize=address,undefined) into a fresh
 # virtual environment and run the reliability tests under AddressSanitizer + UBSan.
 #
-#   tools/sanitize.sh                 # the default test set (below)
-#   tools/sanitize.sh tests/test_x.py # any pytest arguments instead
+#   tools/sanitize.sh                 # the default test files (below)
+#   tools/sanitize.sh --quick -x      # pytest options, with the default test files
+#   tools/sanitize.sh tests/test_x.py # any pytest arguments naming a path: these instead
 #
 # Exits non-zero when a test fails or when any sanitizer report was written, by this
 # interpreter or by a child process (the bad-input matrix runs in one): reports go to files
@@ -49,12 +50,17 @@ CECE_SANITIZE=1 "$vpy" -m pip install --quiet --disable-pip-version-check --no-b
 build_done=$(date +%s)
 echo "   built in $((build_done - start)) s"
 
-if [ $# -eq 0 ]; then
-    set -- tests/test_bad_input_matrix.py tests/test_hypothesis.py tests/test_extremes.py \
+names_a_path=0
+for arg in "$@"; do
+    if [ -e "$arg" ]; then names_a_path=1; fi
+done
+if [ $names_a_path = 0 ]; then
+    set -- "$@" tests/test_bad_input_matrix.py tests/test_hypothesis.py tests/test_extremes.py \
         tests/test_concurrency.py
     # the main suite's files, where they exist (the peers need PyTorch, absent here)
     for f in tests/test_agreement.py tests/test_errors.py tests/test_gradcheck.py \
-        tests/test_properties.py tests/test_threads.py tests/test_simd.py tests/test_config.py; do
+        tests/test_properties.py tests/test_shapes.py tests/test_threads.py tests/test_simd.py \
+        tests/test_config.py; do
         if [ -e "$f" ]; then set -- "$@" "$f"; fi
     done
 fi
