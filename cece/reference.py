@@ -42,19 +42,21 @@ def _xlogy_sum(a: np.ndarray, logp: np.ndarray) -> np.ndarray:
     return terms.sum(axis=-1)
 
 
-def _log_sum_shifted_exp(z: np.ndarray, m: np.ndarray, axis: int = -1) -> np.ndarray:
-    """log S = log(sum_j exp(z_j - m)) along `axis` (kept, length 1), m = max_j z_j.
+def _log_sum_shifted_exp(z: np.ndarray, m: np.ndarray, axis: int = -1):
+    """(log S, U, first_max) along `axis` (kept, length 1): S = sum_j exp(z_j - m), m = max_j z_j,
+    U = S - 1, and the index of the first max.
 
-    Computed as log1p of the sum without the max's own term, which is exp(0) = 1 exactly:
-    when one class dominates, S = 1 + 7e-12 say, adding the small terms to that 1 would
-    round away their low digits, and log S is all in them. A row with NaN, +inf or only -inf
-    has NaN there instead of 1, and stays NaN.
+    U is the sum without the max's own term, which is exp(0) = 1 exactly, and log S is
+    log1p(U): when one class dominates, S = 1 + 7e-12 say, adding the small terms to that 1
+    would round away their low digits, and log S is all in them. A row with NaN, +inf or
+    only -inf has NaN there instead of 1, and stays NaN.
     """
     e = np.exp(z - m)
     first_max = np.argmax(z, axis=axis, keepdims=True)  # a NaN's index in a row holding one
     top = np.take_along_axis(e, first_max, axis=axis)  # 1, or NaN
     np.put_along_axis(e, first_max, 0.0, axis=axis)
-    return np.log1p(e.sum(axis=axis, keepdims=True) + (top - 1.0))
+    U = e.sum(axis=axis, keepdims=True) + (top - 1.0)
+    return np.log1p(U), U, first_max
 
 
 def _scale(x: np.ndarray, by: np.ndarray, *over: Any) -> np.ndarray:
@@ -121,7 +123,7 @@ def _forward_backward(call: CrossEntropyCall):
                 c = call.softcap
                 z = c * np.tanh(x / c)
             m = z.max(axis=-1, keepdims=True)
-            log_s = _log_sum_shifted_exp(z, m)
+            log_s, U, first_max = _log_sum_shifted_exp(z, m)
             logp = (z - m) - log_s
             lse = (m + log_s)[..., 0]
             # A row whose logsumexp is NaN (a NaN, a +inf, or only -inf) has a NaN loss
@@ -130,7 +132,17 @@ def _forward_backward(call: CrossEntropyCall):
             if call.z_loss > 0:  # (z * lse) * lse: no overflow of lse**2 when z_loss is small
                 loss = loss + call.z_loss * lse * lse
             p = np.exp(logp)
-            grad = (a.sum(axis=-1) + 2.0 * call.z_loss * lse)[..., None] * p - a
+            K = (a.sum(axis=-1) + 2.0 * call.z_loss * lse)[..., None]
+            grad = K * p - a
+            # At the max p = 1 / S: K p - a is taken as ((K - a) - a U) / S there, which
+            # does not cancel when p is within rounding of 1 (a confident prediction). K - a
+            # is the rest of the target mass (summed without the max's a) plus the z-loss
+            # term.
+            a_max = np.take_along_axis(a, first_max, axis=-1)
+            a_others = np.broadcast_to(a, grad.shape).copy()
+            np.put_along_axis(a_others, first_max, 0.0, axis=-1)
+            K_minus_a = a_others.sum(axis=-1, keepdims=True) + 2.0 * call.z_loss * lse[..., None]
+            np.put_along_axis(grad, first_max, (K_minus_a - a_max * U) / (1.0 + U), axis=-1)
             if call.softcap is not None:
                 grad = grad * (1.0 - (z / call.softcap) ** 2)
             row_divisor = np.ones(batch + (1,))
@@ -228,7 +240,7 @@ def _log_softmax64(arr: np.ndarray, axis: int) -> np.ndarray:
     x = arr.astype(np.float64)
     with np.errstate(invalid="ignore"):
         m = x.max(axis=axis, keepdims=True)
-        return (x - m) - _log_sum_shifted_exp(x, m, axis)
+        return (x - m) - _log_sum_shifted_exp(x, m, axis)[0]
 
 
 def _store(result: np.ndarray, like: np.ndarray, out: Optional[np.ndarray]) -> np.ndarray:
@@ -260,5 +272,5 @@ def logsumexp(x, axis=-1, *, num_threads=None):
     x64 = arr.astype(np.float64)
     with np.errstate(invalid="ignore", divide="ignore"):
         m = x64.max(axis=ax, keepdims=True)
-        result = (m + _log_sum_shifted_exp(x64, m, ax)).squeeze(ax)
+        result = (m + _log_sum_shifted_exp(x64, m, ax)[0]).squeeze(ax)
     return result.astype(arr.dtype)[()]
