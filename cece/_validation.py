@@ -191,6 +191,24 @@ def _weights(x: Any, name: str, shape: tuple[int, ...], nonnegative: bool) -> Op
     return arr
 
 
+def _near_one(w: Optional[np.ndarray]) -> Optional[np.ndarray]:
+    """Weights for reduction="mean", multiplied by a power of two when their largest
+    magnitude lies beyond 2**+-60.
+
+    The mean's loss and gradient do not change when every class weight (or every sample
+    weight) is multiplied by the same number: it cancels against the denominator D. With a
+    power of two the multiplication is exact, so nothing changes at all, except that D, 1/D
+    and s/D stay in range: weights of 1e-310 would make 1/D overflow to inf before it meets
+    the weights in the gradient's numerator.
+    """
+    if w is None:
+        return None
+    top = float(np.abs(w).max(initial=0.0))
+    if top == 0.0 or 2.0**-60 <= top <= 2.0**60:
+        return w
+    return np.ldexp(w, -math.frexp(top)[1])
+
+
 def _target(target: Any, logits: np.ndarray, batch_shape: tuple[int, ...], classes: int):
     """(labels, probs, original) for the target's two forms, told apart by dtype."""
     t = target if type(target) is np.ndarray else as_array(target, "target")
@@ -254,6 +272,8 @@ def prepare_cross_entropy(
     labels, probs, original = _target(target, z, batch_shape, classes)
     w = _weights(weight, "weight", (classes,), nonnegative=True)
     sw = _weights(sample_weight, "sample_weight", batch_shape, nonnegative=False)
+    if reduction == "mean":
+        w, sw = _near_one(w), _near_one(sw)
     return CrossEntropyCall(
         z, ax, outer, classes, inner, batch_shape, labels, original, probs, w, sw,
         ignore, eps, reduction, from_logits, lam, cap, threads,

@@ -47,25 +47,27 @@ CECE_INLINE T FN(row_max)(const T *z, int64_t n) {
     return m;
 }
 
-/* sum_j w_j * (z_j - m): the label-smoothing part of sum_j a_j * logp_j for integer targets. */
-CECE_INLINE double FN(row_wdot_)(const T *z, int64_t n, T m, const double *w, const int has_cap,
-                                 T cap, T inv_cap, const int has_w) {
+/* sum_j uni * w_j * (z_j - m): the label-smoothing part of sum_j a_j * logp_j for integer
+ * targets. Each term carries its factor uni = eps / C: summed first, the differences of
+ * logits that span the float64 range would overflow. */
+CECE_INLINE double FN(row_wdot_)(const T *z, int64_t n, T m, const double *w, double uni,
+                                 const int has_cap, T cap, T inv_cap, const int has_w) {
     double s = 0.0;
 #pragma omp simd reduction(+ : s)
     for (int64_t j = 0; j < n; j++) {
         double d = (double)FN(capped)(z[j], has_cap, cap, inv_cap) - (double)m; /* in double: float32 differences can overflow */
-        double wj = has_w ? w[j] : 1.0;
-        s += wj == 0.0 ? 0.0 : wj * d; /* xlogy: no target mass, no term */
+        double a = (has_w ? w[j] : 1.0) * uni;
+        s += a == 0.0 ? 0.0 : a * d; /* xlogy: no target mass, no term */
     }
     return s;
 }
 
 static double FN(row_wdot)(const T *z, int64_t n, T m, const double *w, const FN(consts) *k) {
     if (k->has_cap)
-        return k->has_w ? FN(row_wdot_)(z, n, m, w, 1, k->cap, k->inv_cap, 1)
-                        : FN(row_wdot_)(z, n, m, w, 1, k->cap, k->inv_cap, 0);
-    return k->has_w ? FN(row_wdot_)(z, n, m, w, 0, k->cap, k->inv_cap, 1)
-                    : FN(row_wdot_)(z, n, m, w, 0, k->cap, k->inv_cap, 0);
+        return k->has_w ? FN(row_wdot_)(z, n, m, w, k->uni, 1, k->cap, k->inv_cap, 1)
+                        : FN(row_wdot_)(z, n, m, w, k->uni, 1, k->cap, k->inv_cap, 0);
+    return k->has_w ? FN(row_wdot_)(z, n, m, w, k->uni, 0, k->cap, k->inv_cap, 1)
+                    : FN(row_wdot_)(z, n, m, w, k->uni, 0, k->cap, k->inv_cap, 0);
 }
 
 /* A = sum_j a_j and Ad = sum_j a_j * (z_j - m) for a probability target row t. */
@@ -351,7 +353,7 @@ static void FN(ce_rows)(const cece_ce_args *a, const FN(consts) *k, int64_t p0, 
             ay = label_part + k->uni * wy;
             A = label_part + k->uni * k->weight_sum;
             Ad = label_part == 0.0 ? 0.0 : label_part * dy;
-            if (k->uni > 0.0) Ad += k->uni * FN(row_wdot)(z, C, m, w, k);
+            if (k->uni > 0.0) Ad += FN(row_wdot)(z, C, m, w, k);
         }
         double K;
         double loss = FN(position_loss)(A, Ad, log_s, lse, k, &K);

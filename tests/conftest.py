@@ -73,20 +73,7 @@ def simd_level(request):
 # Known failures at the far ends of the float range, found by tests/test_extremes.py and not
 # fixed yet (open work of the reliability issue). Strict: a fix makes them fail loudly until
 # they are taken off this list.
-KNOWN_FAILURES = {
-    "test_mean_gradient_with_tiny_denominator[weight-float32-cece]":
-        "mean, class weights 1e-39 (D = 2e-39): the kernel casts s / D = 5e38 to float32 "
-        "(inf) before it meets the coefficients K p - a ~ 1e-40",
-    "test_mean_gradient_with_tiny_denominator[weight-float64-cece]":
-        "mean, class weights 1e-310 (D = 2e-310): grad_scale = 1 / D overflows to inf in "
-        "_api.py although s (K p - a) / D is ordinary",
-    "test_mean_gradient_with_tiny_denominator[sample_weight-float64-cece]":
-        "mean, sample weights 1e-310: grad_scale = 1 / D = inf, then s * inf = inf although "
-        "s / D = 0.5",
-    "test_label_smoothing_with_logits_spanning_the_float64_range[cece]":
-        "sum_j w_j (z_j - m) over 69 classes of -1.6e308 overflows to -inf before it is "
-        "multiplied by eps / C: loss inf, not 1.58e308",
-}
+KNOWN_FAILURES: dict = {}
 
 
 def pytest_addoption(parser):

@@ -445,6 +445,22 @@ def test_mean_gradient_with_tiny_denominator(impl, dtype, which):
     np.testing.assert_allclose(grad, expected, rtol=1e-6)
 
 
+@pytest.mark.parametrize("dtype", FLOATS)
+@pytest.mark.parametrize("power", [-1000, -70, 70, 1000])
+def test_mean_is_unchanged_by_scaling_the_weights(dtype, power):
+    """The mean cancels a common factor of the weights; scaled by a power of two (exactly)
+    they give the same bits, however far from 1 the factor takes them."""
+    rng = np.random.default_rng(abs(power))
+    x = rng.standard_normal((6, 5)).astype(dtype)
+    y = rng.integers(0, 5, 6)
+    w, s = rng.uniform(0.5, 2.0, 5), rng.uniform(0.5, 2.0, 6)
+    base = cece.cross_entropy_with_grad(x, y, weight=w, sample_weight=s)
+    for kw in ({"weight": np.ldexp(w, power), "sample_weight": s},
+               {"weight": w, "sample_weight": np.ldexp(s, power)}):
+        loss, grad = cece.cross_entropy_with_grad(x, y, **kw)
+        assert loss == base[0] and np.array_equal(grad, base[1]), kw
+
+
 @IMPLS
 def test_probability_inputs_with_subnormal_sum(impl):
     """from_logits=False, C = 1, subnormal p: q = 1 is clipped, so the gradient is 0 (not
