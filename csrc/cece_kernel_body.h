@@ -377,10 +377,9 @@ typedef struct {
     int64_t y[CECE_TILE];                  /* label status (cece_work.h) */
     double s[CECE_TILE], wy[CECE_TILE];    /* sample weight, class weight of the label */
     double dw[CECE_TILE];                  /* share of "mean"'s denominator */
-    double S[CECE_TILE], U[CECE_TILE];     /* sum of exp(z - m); S - 1 */
     double A[CECE_TILE], Ad[CECE_TILE];    /* smoothing / probability-target dot products */
     double loss[CECE_TILE], gy[CECE_TILE]; /* s * l; the label's own gradient entry */
-    T m[CECE_TILE], zy[CECE_TILE], log_s[CECE_TILE];
+    T m[CECE_TILE], zy[CECE_TILE], U[CECE_TILE], log_s[CECE_TILE]; /* U = S - 1 */
     T K[CECE_TILE], KS[CECE_TILE], scale[CECE_TILE], valid[CECE_TILE];
 } FN(tile_state);
 
@@ -438,31 +437,46 @@ CECE_INLINE void FN(tile_max)(const T *zb, int64_t C, int64_t inner, int64_t nw,
     }
 }
 
-/* S_i = sum_c exp(z_ci - m_i) and U_i = S_i - 1, from the exps kept apart as in the rows
- * (chunk_sumexp_): those exactly 1 counted, the others summed in T, CECE_SMALL_C classes at a
- * time, each block's sums added in float64 (one conversion per block and position, however
- * many classes the (outer, C, inner) layout has). With `eb` set (no softcap), also stores
- * each exp there for the gradient pass, as the row kernel does. */
+/* U_i = S_i - 1 with S_i = sum_c exp(z_ci - m_i), from the exps kept apart as in the rows
+ * (chunk_sumexp_): those exactly 1 counted, the others summed in T. Up to CECE_SMALL_C
+ * classes (the small-C tiles) that is all in T; beyond, each block of CECE_SMALL_C classes is
+ * added to float64 sums (one conversion per block and position, however many classes the
+ * (outer, C, inner) layout has). With `eb` set (no softcap), also stores each exp there for
+ * the gradient pass, as the row kernel does. */
+CECE_INLINE void FN(tile_block_sumexp_)(const T *zb, T *eb, int64_t c0, int64_t c1, int64_t inner,
+                                        int64_t nw, const T *m, T *rest, T *ones,
+                                        const int has_cap, T cap, T inv_cap, const int store) {
+    for (int64_t i = 0; i < nw; i++) rest[i] = ones[i] = 0;
+    for (int64_t c = c0; c < c1; c++) {
+        const T *zc = zb + c * inner;
+        T *ec = store ? eb + c * inner : NULL;
+#pragma omp simd
+        for (int64_t i = 0; i < nw; i++) {
+            T x = FN(capped)(zc[i], has_cap, cap, inv_cap) - m[i];
+            T e = VEXPS(x);
+            if (store) ec[i] = e;
+            T other = x != (T)0 ? (T)1 : (T)0; /* NaN is no max: it goes to the rest */
+            rest[i] += e * other;
+            ones[i] += (T)1 - other;
+        }
+    }
+}
+
 CECE_INLINE void FN(tile_sumexp_)(const T *zb, T *eb, int64_t C, int64_t inner, int64_t nw,
-                                  const T *m, double *S, double *U, const int has_cap, T cap,
-                                  T inv_cap, const int store) {
+                                  const T *m, T *U, const int has_cap, T cap, T inv_cap,
+                                  const int store) {
     T rest[CECE_TILE], ones[CECE_TILE];
+    if (C <= CECE_SMALL_C) {
+        FN(tile_block_sumexp_)(zb, eb, 0, C, inner, nw, m, rest, ones, has_cap, cap, inv_cap, store);
+#pragma omp simd
+        for (int64_t i = 0; i < nw; i++) U[i] = (ones[i] - 1) + rest[i];
+        return;
+    }
     double R[CECE_TILE], O[CECE_TILE];
     for (int64_t i = 0; i < nw; i++) R[i] = O[i] = 0.0;
     for (int64_t c0 = 0; c0 < C; c0 += CECE_SMALL_C) {
         const int64_t c1 = C - c0 < CECE_SMALL_C ? C : c0 + CECE_SMALL_C;
-        for (int64_t i = 0; i < nw; i++) rest[i] = ones[i] = 0;
-        for (int64_t c = c0; c < c1; c++) {
-            const T *zc = zb + c * inner;
-            T *ec = store ? eb + c * inner : NULL;
-#pragma omp simd
-            for (int64_t i = 0; i < nw; i++) {
-                T e = VEXPS(FN(capped)(zc[i], has_cap, cap, inv_cap) - m[i]);
-                if (store) ec[i] = e;
-                rest[i] += e == (T)1 ? (T)0 : e;
-                ones[i] += e == (T)1 ? (T)1 : (T)0;
-            }
-        }
+        FN(tile_block_sumexp_)(zb, eb, c0, c1, inner, nw, m, rest, ones, has_cap, cap, inv_cap, store);
 #pragma omp simd
         for (int64_t i = 0; i < nw; i++) {
             R[i] += (double)rest[i];
@@ -470,17 +484,14 @@ CECE_INLINE void FN(tile_sumexp_)(const T *zb, T *eb, int64_t C, int64_t inner, 
         }
     }
 #pragma omp simd
-    for (int64_t i = 0; i < nw; i++) {
-        S[i] = O[i] + R[i];
-        U[i] = (O[i] - 1.0) + R[i];
-    }
+    for (int64_t i = 0; i < nw; i++) U[i] = (T)((O[i] - 1.0) + R[i]);
 }
 
 static void FN(tile_sumexp)(const T *zb, T *eb, int64_t C, int64_t inner, int64_t nw, const T *m,
-                            double *S, double *U, const FN(consts) *k) {
-    if (eb) FN(tile_sumexp_)(zb, eb, C, inner, nw, m, S, U, 0, k->cap, k->inv_cap, 1);
-    else if (k->has_cap) FN(tile_sumexp_)(zb, NULL, C, inner, nw, m, S, U, 1, k->cap, k->inv_cap, 0);
-    else FN(tile_sumexp_)(zb, NULL, C, inner, nw, m, S, U, 0, k->cap, k->inv_cap, 0);
+                            T *U, const FN(consts) *k) {
+    if (eb) FN(tile_sumexp_)(zb, eb, C, inner, nw, m, U, 0, k->cap, k->inv_cap, 1);
+    else if (k->has_cap) FN(tile_sumexp_)(zb, NULL, C, inner, nw, m, U, 1, k->cap, k->inv_cap, 0);
+    else FN(tile_sumexp_)(zb, NULL, C, inner, nw, m, U, 0, k->cap, k->inv_cap, 0);
 }
 
 /* Ad += sum_c a_c * (z_c - m) and A += sum_c a_c over the tile, for either target form:
@@ -575,7 +586,7 @@ CECE_INLINE void FN(tile_finish_)(const FN(consts) *k, int64_t nw, int labels,
     const int has_cap = k->has_cap, has_zl = k->z_loss > 0.0;
 #pragma omp simd
     for (int64_t i = 0; i < nw; i++) {
-        T U = (T)st->U[i];
+        T U = st->U[i];
         T log_s = VLOG1P(U);
         T m = st->m[i];
         T lse = m + log_s;
@@ -611,6 +622,32 @@ CECE_INLINE void FN(tile_finish_)(const FN(consts) *k, int64_t nw, int labels,
     }
 }
 
+/* tile_finish_ for the common call: integer labels, no weights, no smoothing, no z-loss,
+ * no softcap: l = log S - (z_y - m), and the label's own gradient entry p_y - 1. */
+CECE_INLINE void FN(tile_finish_plain_)(const FN(consts) *k, int64_t nw, FN(tile_state) *st,
+                                        const int want_grad) {
+    const double gs = k->grad_scale;
+    const T scale = (T)gs;
+#pragma omp simd
+    for (int64_t i = 0; i < nw; i++) {
+        T U = st->U[i];
+        T log_s = VLOG1P(U);
+        T dy = st->zy[i] - st->m[i];
+        int valid = st->valid[i] != 0;
+        st->loss[i] = valid ? (double)(log_s - dy) : 0.0;
+        if (want_grad) {
+            T inv_s = 1 / (U + 1);
+            T general = VEXPS(dy - log_s) - 1;
+            T at_max = -U * inv_s; /* p_y - 1 at a max, without cancellation */
+            st->gy[i] = (double)(scale * (dy == 0 ? at_max : general));
+            st->scale[i] = valid ? scale : (T)0;
+            st->K[i] = valid ? (T)1 : (T)0;
+            st->KS[i] = valid ? inv_s : (T)0;
+            st->log_s[i] = log_s;
+        }
+    }
+}
+
 /* Loss (and gradient) of nw positions p0.. whose logits sit at zb[c * stride + i]: the
  * (outer, C, inner) layout with stride = inner, or a transposed block of short rows. The
  * position sums go to acc's lanes, position p0 + i to lane i % CECE_SUM_LANES (p0 is a
@@ -630,21 +667,44 @@ static void FN(tile_core)(const cece_ce_args *a, const FN(consts) *k, const T *z
     if (k->has_cap)
         for (int64_t i = 0; i < nw; i++) st.m[i] = FN(capped)(st.m[i], 1, k->cap, k->inv_cap);
     /* The label's logit, softcapped in T exactly as the max and the sums see it; read before
-     * an in-place pass may overwrite it. */
-    for (int64_t i = 0; i < nw; i++)
-        st.zy[i] = st.y[i] >= 0 ? FN(capped)(zb[st.y[i] * stride + i], k->has_cap, k->cap, k->inv_cap)
-                                : (T)0;
+     * an in-place pass may overwrite it. For a few classes a select per class vectorises;
+     * for many, one load per position is cheaper. */
+    if (labels && C <= CECE_SMALL_C) {
+        T yf[CECE_TILE];
+        for (int64_t i = 0; i < nw; i++) yf[i] = (T)st.y[i], st.zy[i] = 0;
+        for (int64_t c = 0; c < C; c++) {
+            const T *zc = zb + c * stride;
+#pragma omp simd
+            for (int64_t i = 0; i < nw; i++) st.zy[i] = yf[i] == (T)c ? zc[i] : st.zy[i];
+        }
+        if (k->has_cap)
+            for (int64_t i = 0; i < nw; i++) st.zy[i] = FN(capped)(st.zy[i], 1, k->cap, k->inv_cap);
+    } else {
+        for (int64_t i = 0; i < nw; i++)
+            st.zy[i] = st.y[i] >= 0 ? FN(capped)(zb[st.y[i] * stride + i], k->has_cap, k->cap, k->inv_cap)
+                                    : (T)0;
+    }
     /* Store the exps in gb for the gradient, unless gb is zb and a later pass still needs
      * the logits (the same rule as the rows' k->store_exp). */
     const int store = gb && !k->has_cap && (gb != zb || (labels && k->uni == 0.0));
-    FN(tile_sumexp)(zb, store ? gb : NULL, C, stride, nw, st.m, st.S, st.U, k);
+    FN(tile_sumexp)(zb, store ? gb : NULL, C, stride, nw, st.m, st.U, k);
     const int has_dot = tb || k->uni > 0.0;
     if (has_dot) {
         for (int64_t i = 0; i < nw; i++) st.A[i] = st.Ad[i] = 0.0;
         FN(tile_dot)(zb, tb, C, stride, nw, st.m, a->class_weight, k, st.A, st.Ad);
     }
-    if (gb) { if (has_dot) FN(tile_finish_)(k, nw, labels, &st, 1, 1); else FN(tile_finish_)(k, nw, labels, &st, 1, 0); }
-    else { if (has_dot) FN(tile_finish_)(k, nw, labels, &st, 0, 1); else FN(tile_finish_)(k, nw, labels, &st, 0, 0); }
+    const int plain = labels && !has_dot && !a->class_weight && !a->sample_weight &&
+                      k->z_loss == 0.0 && !k->has_cap;
+    if (plain) {
+        if (gb) FN(tile_finish_plain_)(k, nw, &st, 1);
+        else FN(tile_finish_plain_)(k, nw, &st, 0);
+    } else if (gb) {
+        if (has_dot) FN(tile_finish_)(k, nw, labels, &st, 1, 1);
+        else FN(tile_finish_)(k, nw, labels, &st, 1, 0);
+    } else {
+        if (has_dot) FN(tile_finish_)(k, nw, labels, &st, 0, 1);
+        else FN(tile_finish_)(k, nw, labels, &st, 0, 0);
+    }
 
     if (losses)
         for (int64_t i = 0; i < nw; i++) losses[p0 + i] = (T)st.loss[i];
@@ -841,15 +901,13 @@ static void FN(normalize_tile)(int op, int64_t C, int64_t inner, const T *x, T *
                                int64_t p1) {
     const int64_t nw = p1 - p0, o = p0 / inner, offset = o * C * inner + (p0 - o * inner);
     const T *zb = x + offset;
-    T m[CECE_TILE], ls[CECE_TILE];
-    double S[CECE_TILE], U[CECE_TILE], log_s[CECE_TILE];
+    T m[CECE_TILE], ls[CECE_TILE], U[CECE_TILE];
     FN(tile_max)(zb, C, inner, nw, m);
-    FN(tile_sumexp_)(zb, NULL, C, inner, nw, m, S, U, 0, (T)1, (T)1, 0);
+    FN(tile_sumexp_)(zb, NULL, C, inner, nw, m, U, 0, (T)1, (T)1, 0);
 #pragma omp simd
-    for (int64_t i = 0; i < nw; i++) log_s[i] = cece_log1p_f64(U[i]);
-    for (int64_t i = 0; i < nw; i++) ls[i] = (T)log_s[i];
+    for (int64_t i = 0; i < nw; i++) ls[i] = VLOG1P(U[i]);
     if (op == CECE_LOGSUMEXP) {
-        for (int64_t i = 0; i < nw; i++) out[p0 + i] = (T)((double)m[i] + log_s[i]);
+        for (int64_t i = 0; i < nw; i++) out[p0 + i] = m[i] + ls[i];
         return;
     }
     T *yb = out + offset;
