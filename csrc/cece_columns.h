@@ -11,6 +11,7 @@
 #ifndef CECE_COLUMNS_H
 #define CECE_COLUMNS_H
 
+#include <math.h>
 #include <stdint.h>
 
 #include "cece_inline.h"
@@ -22,10 +23,19 @@
 
 /* ---- the portable loops ------------------------------------------------------------- */
 
-#define CECE_PLAIN_COLUMNS(T, NAME_IN, NAME_OUT)                                            \
+#define CECE_PLAIN_COLUMNS(T, NAME_IN, NAME_IN_MAX, NAME_OUT)                                            \
     CECE_INLINE void NAME_IN(const T *z, int64_t C, int64_t nw, T *tile) {                 \
         for (int64_t i = 0; i < nw; i++)                                                     \
             for (int64_t c = 0; c < C; c++) tile[c * CECE_TILE + i] = z[i * C + c];         \
+    }                                                                                        \
+    CECE_INLINE void NAME_IN_MAX(const T *z, int64_t C, int64_t nw, T *tile, T *m) {        \
+        NAME_IN(z, C, nw, tile);                                                             \
+        for (int64_t i = 0; i < nw; i++) m[i] = -(T)INFINITY;                               \
+        for (int64_t c = 0; c < C; c++)                                                      \
+            for (int64_t i = 0; i < nw; i++) {                                               \
+                T v = tile[c * CECE_TILE + i];                                               \
+                m[i] = v > m[i] ? v : m[i];                                                  \
+            }                                                                                \
     }                                                                                        \
     CECE_INLINE void NAME_OUT(const T *tile, int64_t C, int64_t nw, T *g) {                \
         for (int64_t i = 0; i < nw; i++)                                                     \
@@ -51,6 +61,23 @@ CECE_INLINE void cece_rows_to_tile_f32(const float *z, int64_t C, int64_t nw, fl
     }
 }
 
+/* The same, and each row's max (NaN ignored, as tile_max) while the columns pass by. */
+CECE_INLINE void cece_rows_to_tile_max_f32(const float *z, int64_t C, int64_t nw, float *tile,
+                                           float *m) {
+    const __m512i off = cece_row_offsets16(C);
+    for (int64_t i0 = 0; i0 < nw; i0 += 16) {
+        const __mmask16 live = nw - i0 >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (nw - i0)) - 1);
+        const float *base = z + i0 * C;
+        __m512 top = _mm512_set1_ps(-INFINITY);
+        for (int64_t c = 0; c < C; c++) {
+            __m512 v = _mm512_mask_i32gather_ps(_mm512_setzero_ps(), live, off, base + c, 4);
+            _mm512_storeu_ps(tile + c * CECE_TILE + i0, v);
+            top = _mm512_max_ps(v, top); /* v > top ? v : top: a NaN v keeps top */
+        }
+        _mm512_storeu_ps(m + i0, top);
+    }
+}
+
 CECE_INLINE void cece_tile_to_rows_f32(const float *tile, int64_t C, int64_t nw, float *g) {
     const __m512i off = _mm512_mullo_epi32(
         _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
@@ -70,6 +97,23 @@ CECE_INLINE void cece_rows_to_tile_f64(const double *z, int64_t C, int64_t nw, d
         for (int64_t c = 0; c < C; c++)
             _mm512_storeu_pd(tile + c * CECE_TILE + i0,
                              _mm512_mask_i32gather_pd(_mm512_setzero_pd(), live, off, base + c, 8));
+    }
+}
+
+CECE_INLINE void cece_rows_to_tile_max_f64(const double *z, int64_t C, int64_t nw, double *tile,
+                                           double *m) {
+    const __m256i off = _mm256_mullo_epi32(_mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7),
+                                           _mm256_set1_epi32((int)C));
+    for (int64_t i0 = 0; i0 < nw; i0 += 8) {
+        const __mmask8 live = nw - i0 >= 8 ? (__mmask8)0xff : (__mmask8)((1u << (nw - i0)) - 1);
+        const double *base = z + i0 * C;
+        __m512d top = _mm512_set1_pd(-INFINITY);
+        for (int64_t c = 0; c < C; c++) {
+            __m512d v = _mm512_mask_i32gather_pd(_mm512_setzero_pd(), live, off, base + c, 8);
+            _mm512_storeu_pd(tile + c * CECE_TILE + i0, v);
+            top = _mm512_max_pd(v, top);
+        }
+        _mm512_storeu_pd(m + i0, top);
     }
 }
 
@@ -118,14 +162,50 @@ CECE_INLINE void cece_rows_to_tile_f64(const double *z, int64_t C, int64_t nw, d
     }
 }
 
+CECE_INLINE void cece_rows_to_tile_max_f32(const float *z, int64_t C, int64_t nw, float *tile,
+                                           float *m) {
+    const __m256i off = _mm256_mullo_epi32(_mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7),
+                                           _mm256_set1_epi32((int)C));
+    for (int64_t i0 = 0; i0 < nw; i0 += 8) {
+        const __m256 live = _mm256_castsi256_ps(cece_first_lanes8(nw - i0));
+        const float *base = z + i0 * C;
+        __m256 top = _mm256_set1_ps(-INFINITY);
+        for (int64_t c = 0; c < C; c++) {
+            __m256 v = _mm256_mask_i32gather_ps(_mm256_setzero_ps(), base + c, off, live, 4);
+            _mm256_storeu_ps(tile + c * CECE_TILE + i0, v);
+            top = _mm256_max_ps(v, top);
+        }
+        _mm256_storeu_ps(m + i0, top);
+    }
+}
+
+CECE_INLINE void cece_rows_to_tile_max_f64(const double *z, int64_t C, int64_t nw, double *tile,
+                                           double *m) {
+    const __m128i off = _mm_mullo_epi32(_mm_setr_epi32(0, 1, 2, 3), _mm_set1_epi32((int)C));
+    for (int64_t i0 = 0; i0 < nw; i0 += 4) {
+        const __m256d live = _mm256_castsi256_pd(_mm256_cmpgt_epi64(
+            _mm256_set1_epi64x(nw - i0), _mm256_setr_epi64x(0, 1, 2, 3)));
+        const double *base = z + i0 * C;
+        __m256d top = _mm256_set1_pd(-INFINITY);
+        for (int64_t c = 0; c < C; c++) {
+            __m256d v = _mm256_mask_i32gather_pd(_mm256_setzero_pd(), base + c, off, live, 8);
+            _mm256_storeu_pd(tile + c * CECE_TILE + i0, v);
+            top = _mm256_max_pd(v, top);
+        }
+        _mm256_storeu_pd(m + i0, top);
+    }
+}
+
 /* The way back stays scalar: AVX2 has no masked gather-and-store that beats it. */
-CECE_PLAIN_COLUMNS(float, cece_rows_to_tile_unused_f32, cece_tile_to_rows_f32)
-CECE_PLAIN_COLUMNS(double, cece_rows_to_tile_unused_f64, cece_tile_to_rows_f64)
+CECE_PLAIN_COLUMNS(float, cece_rows_to_tile_unused_f32, cece_rows_to_tile_max_unused_f32,
+                   cece_tile_to_rows_f32)
+CECE_PLAIN_COLUMNS(double, cece_rows_to_tile_unused_f64, cece_rows_to_tile_max_unused_f64,
+                   cece_tile_to_rows_f64)
 
 #else
 
-CECE_PLAIN_COLUMNS(float, cece_rows_to_tile_f32, cece_tile_to_rows_f32)
-CECE_PLAIN_COLUMNS(double, cece_rows_to_tile_f64, cece_tile_to_rows_f64)
+CECE_PLAIN_COLUMNS(float, cece_rows_to_tile_f32, cece_rows_to_tile_max_f32, cece_tile_to_rows_f32)
+CECE_PLAIN_COLUMNS(double, cece_rows_to_tile_f64, cece_rows_to_tile_max_f64, cece_tile_to_rows_f64)
 
 #endif
 

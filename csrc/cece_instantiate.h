@@ -19,6 +19,7 @@
 #define VTANH cece_tanh_f32
 #define VLOG1P cece_log1p_f32
 #define ROWS_TO_TILE cece_rows_to_tile_f32
+#define ROWS_TO_TILE_MAX cece_rows_to_tile_max_f32
 #define TILE_TO_ROWS cece_tile_to_rows_f32
 #include "cece_kernel_body.h"
 #undef T
@@ -28,6 +29,7 @@
 #undef VTANH
 #undef VLOG1P
 #undef ROWS_TO_TILE
+#undef ROWS_TO_TILE_MAX
 #undef TILE_TO_ROWS
 
 #define T double
@@ -37,6 +39,7 @@
 #define VTANH cece_tanh_f64
 #define VLOG1P cece_log1p_f64
 #define ROWS_TO_TILE cece_rows_to_tile_f64
+#define ROWS_TO_TILE_MAX cece_rows_to_tile_max_f64
 #define TILE_TO_ROWS cece_tile_to_rows_f64
 #include "cece_kernel_body.h"
 #undef T
@@ -46,4 +49,5 @@
 #undef VTANH
 #undef VLOG1P
 #undef ROWS_TO_TILE
+#undef ROWS_TO_TILE_MAX
 #undef TILE_TO_ROWS
