@@ -1,5 +1,5 @@
 /* Blocks of short rows (C < CECE_SMALL_C classes) to and from the tile layout, where class c
- * of row i sits at tile[c * CECE_TILE + i], so that the small-C kernel can vectorise across
+ * of row i sits at tile[c * stride + i], so that the small-C kernel can vectorise across
  * rows.
  *
  * Left to itself the compiler emulates these strided copies one element at a time (about
@@ -24,22 +24,22 @@
 /* ---- the portable loops ------------------------------------------------------------- */
 
 #define CECE_PLAIN_COLUMNS(T, NAME_IN, NAME_IN_MAX, NAME_OUT)                                            \
-    CECE_INLINE void NAME_IN(const T *z, int64_t C, int64_t nw, T *tile) {                 \
+    CECE_INLINE void NAME_IN(const T *z, int64_t C, int64_t nw, int64_t stride, T *tile) {                 \
         for (int64_t i = 0; i < nw; i++)                                                     \
-            for (int64_t c = 0; c < C; c++) tile[c * CECE_TILE + i] = z[i * C + c];         \
+            for (int64_t c = 0; c < C; c++) tile[c * stride + i] = z[i * C + c];         \
     }                                                                                        \
-    CECE_INLINE void NAME_IN_MAX(const T *z, int64_t C, int64_t nw, T *tile, T *m) {        \
-        NAME_IN(z, C, nw, tile);                                                             \
+    CECE_INLINE void NAME_IN_MAX(const T *z, int64_t C, int64_t nw, int64_t stride, T *tile, T *m) {        \
+        NAME_IN(z, C, nw, stride, tile);                                                             \
         for (int64_t i = 0; i < nw; i++) m[i] = -(T)INFINITY;                               \
         for (int64_t c = 0; c < C; c++)                                                      \
             for (int64_t i = 0; i < nw; i++) {                                               \
-                T v = tile[c * CECE_TILE + i];                                               \
+                T v = tile[c * stride + i];                                               \
                 m[i] = v > m[i] ? v : m[i];                                                  \
             }                                                                                \
     }                                                                                        \
-    CECE_INLINE void NAME_OUT(const T *tile, int64_t C, int64_t nw, T *g) {                \
+    CECE_INLINE void NAME_OUT(const T *tile, int64_t C, int64_t nw, int64_t stride, T *g) {                \
         for (int64_t i = 0; i < nw; i++)                                                     \
-            for (int64_t c = 0; c < C; c++) g[i * C + c] = tile[c * CECE_TILE + i];         \
+            for (int64_t c = 0; c < C; c++) g[i * C + c] = tile[c * stride + i];         \
     }
 
 #if defined(__AVX512F__)
@@ -50,19 +50,19 @@ CECE_INLINE __m512i cece_row_offsets16(int64_t C) {
                               _mm512_set1_epi32((int)C));
 }
 
-CECE_INLINE void cece_rows_to_tile_f32(const float *z, int64_t C, int64_t nw, float *tile) {
+CECE_INLINE void cece_rows_to_tile_f32(const float *z, int64_t C, int64_t nw, int64_t stride, float *tile) {
     const __m512i off = cece_row_offsets16(C);
     for (int64_t i0 = 0; i0 < nw; i0 += 16) {
         const __mmask16 live = nw - i0 >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (nw - i0)) - 1);
         const float *base = z + i0 * C;
         for (int64_t c = 0; c < C; c++)
-            _mm512_storeu_ps(tile + c * CECE_TILE + i0,
+            _mm512_storeu_ps(tile + c * stride + i0,
                              _mm512_mask_i32gather_ps(_mm512_setzero_ps(), live, off, base + c, 4));
     }
 }
 
 /* The same, and each row's max (NaN ignored, as tile_max) while the columns pass by. */
-CECE_INLINE void cece_rows_to_tile_max_f32(const float *z, int64_t C, int64_t nw, float *tile,
+CECE_INLINE void cece_rows_to_tile_max_f32(const float *z, int64_t C, int64_t nw, int64_t stride, float *tile,
                                            float *m) {
     const __m512i off = cece_row_offsets16(C);
     for (int64_t i0 = 0; i0 < nw; i0 += 16) {
@@ -71,36 +71,37 @@ CECE_INLINE void cece_rows_to_tile_max_f32(const float *z, int64_t C, int64_t nw
         __m512 top = _mm512_set1_ps(-INFINITY);
         for (int64_t c = 0; c < C; c++) {
             __m512 v = _mm512_mask_i32gather_ps(_mm512_setzero_ps(), live, off, base + c, 4);
-            _mm512_storeu_ps(tile + c * CECE_TILE + i0, v);
+            _mm512_storeu_ps(tile + c * stride + i0, v);
             top = _mm512_max_ps(v, top); /* v > top ? v : top: a NaN v keeps top */
         }
         _mm512_storeu_ps(m + i0, top);
     }
 }
 
-CECE_INLINE void cece_tile_to_rows_f32(const float *tile, int64_t C, int64_t nw, float *g) {
+CECE_INLINE void cece_tile_to_rows_f32(const float *tile, int64_t C, int64_t nw, int64_t stride,
+                                         float *g) {
     const __m512i off = _mm512_mullo_epi32(
         _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
-        _mm512_set1_epi32(CECE_TILE));
+        _mm512_set1_epi32((int)stride));
     const __mmask16 cls = (__mmask16)((1u << C) - 1);
     for (int64_t i = 0; i < nw; i++)
         _mm512_mask_storeu_ps(g + i * C, cls,
                               _mm512_mask_i32gather_ps(_mm512_setzero_ps(), cls, off, tile + i, 4));
 }
 
-CECE_INLINE void cece_rows_to_tile_f64(const double *z, int64_t C, int64_t nw, double *tile) {
+CECE_INLINE void cece_rows_to_tile_f64(const double *z, int64_t C, int64_t nw, int64_t stride, double *tile) {
     const __m256i off = _mm256_mullo_epi32(_mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7),
                                            _mm256_set1_epi32((int)C));
     for (int64_t i0 = 0; i0 < nw; i0 += 8) {
         const __mmask8 live = nw - i0 >= 8 ? (__mmask8)0xff : (__mmask8)((1u << (nw - i0)) - 1);
         const double *base = z + i0 * C;
         for (int64_t c = 0; c < C; c++)
-            _mm512_storeu_pd(tile + c * CECE_TILE + i0,
+            _mm512_storeu_pd(tile + c * stride + i0,
                              _mm512_mask_i32gather_pd(_mm512_setzero_pd(), live, off, base + c, 8));
     }
 }
 
-CECE_INLINE void cece_rows_to_tile_max_f64(const double *z, int64_t C, int64_t nw, double *tile,
+CECE_INLINE void cece_rows_to_tile_max_f64(const double *z, int64_t C, int64_t nw, int64_t stride, double *tile,
                                            double *m) {
     const __m256i off = _mm256_mullo_epi32(_mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7),
                                            _mm256_set1_epi32((int)C));
@@ -110,20 +111,21 @@ CECE_INLINE void cece_rows_to_tile_max_f64(const double *z, int64_t C, int64_t n
         __m512d top = _mm512_set1_pd(-INFINITY);
         for (int64_t c = 0; c < C; c++) {
             __m512d v = _mm512_mask_i32gather_pd(_mm512_setzero_pd(), live, off, base + c, 8);
-            _mm512_storeu_pd(tile + c * CECE_TILE + i0, v);
+            _mm512_storeu_pd(tile + c * stride + i0, v);
             top = _mm512_max_pd(v, top);
         }
         _mm512_storeu_pd(m + i0, top);
     }
 }
 
-CECE_INLINE void cece_tile_to_rows_f64(const double *tile, int64_t C, int64_t nw, double *g) {
+CECE_INLINE void cece_tile_to_rows_f64(const double *tile, int64_t C, int64_t nw, int64_t stride,
+                                         double *g) {
     const __m256i off = _mm256_mullo_epi32(_mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7),
-                                           _mm256_set1_epi32(CECE_TILE));
+                                           _mm256_set1_epi32((int)stride));
     for (int64_t c0 = 0; c0 < C; c0 += 8) {
         const int64_t n = C - c0 < 8 ? C - c0 : 8;
         const __mmask8 cls = (__mmask8)((1u << n) - 1);
-        const double *col = tile + c0 * CECE_TILE;
+        const double *col = tile + c0 * stride;
         for (int64_t i = 0; i < nw; i++)
             _mm512_mask_storeu_pd(g + i * C + c0, cls,
                                   _mm512_mask_i32gather_pd(_mm512_setzero_pd(), cls, off, col + i, 8));
@@ -137,19 +139,19 @@ CECE_INLINE __m256i cece_first_lanes8(int64_t n) {
     return _mm256_cmpgt_epi32(_mm256_set1_epi32((int)n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
 }
 
-CECE_INLINE void cece_rows_to_tile_f32(const float *z, int64_t C, int64_t nw, float *tile) {
+CECE_INLINE void cece_rows_to_tile_f32(const float *z, int64_t C, int64_t nw, int64_t stride, float *tile) {
     const __m256i off = _mm256_mullo_epi32(_mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7),
                                            _mm256_set1_epi32((int)C));
     for (int64_t i0 = 0; i0 < nw; i0 += 8) {
         const __m256 live = _mm256_castsi256_ps(cece_first_lanes8(nw - i0));
         const float *base = z + i0 * C;
         for (int64_t c = 0; c < C; c++)
-            _mm256_storeu_ps(tile + c * CECE_TILE + i0,
+            _mm256_storeu_ps(tile + c * stride + i0,
                              _mm256_mask_i32gather_ps(_mm256_setzero_ps(), base + c, off, live, 4));
     }
 }
 
-CECE_INLINE void cece_rows_to_tile_f64(const double *z, int64_t C, int64_t nw, double *tile) {
+CECE_INLINE void cece_rows_to_tile_f64(const double *z, int64_t C, int64_t nw, int64_t stride, double *tile) {
     const __m128i off = _mm_mullo_epi32(_mm_setr_epi32(0, 1, 2, 3), _mm_set1_epi32((int)C));
     for (int64_t i0 = 0; i0 < nw; i0 += 4) {
         const int64_t n = nw - i0;
@@ -157,12 +159,12 @@ CECE_INLINE void cece_rows_to_tile_f64(const double *z, int64_t C, int64_t nw, d
             _mm256_set1_epi64x(n), _mm256_setr_epi64x(0, 1, 2, 3)));
         const double *base = z + i0 * C;
         for (int64_t c = 0; c < C; c++)
-            _mm256_storeu_pd(tile + c * CECE_TILE + i0,
+            _mm256_storeu_pd(tile + c * stride + i0,
                              _mm256_mask_i32gather_pd(_mm256_setzero_pd(), base + c, off, live, 8));
     }
 }
 
-CECE_INLINE void cece_rows_to_tile_max_f32(const float *z, int64_t C, int64_t nw, float *tile,
+CECE_INLINE void cece_rows_to_tile_max_f32(const float *z, int64_t C, int64_t nw, int64_t stride, float *tile,
                                            float *m) {
     const __m256i off = _mm256_mullo_epi32(_mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7),
                                            _mm256_set1_epi32((int)C));
@@ -172,14 +174,14 @@ CECE_INLINE void cece_rows_to_tile_max_f32(const float *z, int64_t C, int64_t nw
         __m256 top = _mm256_set1_ps(-INFINITY);
         for (int64_t c = 0; c < C; c++) {
             __m256 v = _mm256_mask_i32gather_ps(_mm256_setzero_ps(), base + c, off, live, 4);
-            _mm256_storeu_ps(tile + c * CECE_TILE + i0, v);
+            _mm256_storeu_ps(tile + c * stride + i0, v);
             top = _mm256_max_ps(v, top);
         }
         _mm256_storeu_ps(m + i0, top);
     }
 }
 
-CECE_INLINE void cece_rows_to_tile_max_f64(const double *z, int64_t C, int64_t nw, double *tile,
+CECE_INLINE void cece_rows_to_tile_max_f64(const double *z, int64_t C, int64_t nw, int64_t stride, double *tile,
                                            double *m) {
     const __m128i off = _mm_mullo_epi32(_mm_setr_epi32(0, 1, 2, 3), _mm_set1_epi32((int)C));
     for (int64_t i0 = 0; i0 < nw; i0 += 4) {
@@ -189,7 +191,7 @@ CECE_INLINE void cece_rows_to_tile_max_f64(const double *z, int64_t C, int64_t n
         __m256d top = _mm256_set1_pd(-INFINITY);
         for (int64_t c = 0; c < C; c++) {
             __m256d v = _mm256_mask_i32gather_pd(_mm256_setzero_pd(), base + c, off, live, 8);
-            _mm256_storeu_pd(tile + c * CECE_TILE + i0, v);
+            _mm256_storeu_pd(tile + c * stride + i0, v);
             top = _mm256_max_pd(v, top);
         }
         _mm256_storeu_pd(m + i0, top);
