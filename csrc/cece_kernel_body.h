@@ -278,7 +278,15 @@ static void FN(row_grad_stored)(T *g, const T *t, int64_t C, const T *chunk_ref,
     const T keep = (T)k->keep, uni = (T)k->uni;
     for (int64_t c0 = 0, ci = 0; c0 < C; c0 += CECE_CHUNK, ci++) {
         const int64_t n = C - c0 < CECE_CHUNK ? C - c0 : CECE_CHUNK;
-        const T Kf = (T)(K * exp((double)chunk_ref[ci] - lse));
+        const double f = K * exp((double)chunk_ref[ci] - lse);
+        if (!t && k->uni == 0.0) { /* no target mass but the label's (written by the caller) */
+            const T sf = (T)((double)scale * f);
+            T *gc = g + c0;
+#pragma omp simd
+            for (int64_t j = 0; j < n; j++) gc[j] *= sf;
+            continue;
+        }
+        const T Kf = (T)f;
         const T *tc = t ? t + c0 : NULL;
         const double *wc = w ? w + c0 : NULL;
         if (t) {
