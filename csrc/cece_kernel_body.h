@@ -994,23 +994,24 @@ static void FN(normalize_rows)(int op, int64_t C, const T *x, T *out, int64_t p0
     }
 }
 
-static void FN(normalize_tile)(int op, int64_t C, int64_t inner, const T *x, T *out, int64_t p0,
-                               int64_t p1) {
-    const int64_t nw = p1 - p0, o = p0 / inner, offset = o * C * inner + (p0 - o * inner);
-    const T *zb = x + offset;
+/* The normalisations of nw positions whose logits sit at zb[c * stride + i] (m: their maxima
+ * if known, else NULL): log_softmax / softmax written to yb in the same layout, logsumexp to
+ * lse[i]. yb may be zb: each element is read before it is written. */
+static void FN(normalize_core)(int op, int64_t C, int64_t stride, int64_t nw, const T *zb,
+                               const T *m_ready, T *yb, T *lse) {
     T m[CECE_TILE], ls[CECE_TILE], U[CECE_TILE];
-    FN(tile_max)(zb, C, inner, nw, m);
-    FN(tile_sumexp_)(zb, NULL, C, inner, nw, m, U, 0, (T)1, (T)1, 0);
+    if (m_ready) memcpy(m, m_ready, (size_t)nw * sizeof(T));
+    else FN(tile_max)(zb, C, stride, nw, m);
+    FN(tile_sumexp_)(zb, NULL, C, stride, nw, m, U, 0, (T)1, (T)1, 0);
 #pragma omp simd
     for (int64_t i = 0; i < nw; i++) ls[i] = VLOG1P(U[i]);
     if (op == CECE_LOGSUMEXP) {
-        for (int64_t i = 0; i < nw; i++) out[p0 + i] = m[i] + ls[i];
+        for (int64_t i = 0; i < nw; i++) lse[i] = m[i] + ls[i];
         return;
     }
-    T *yb = out + offset;
     for (int64_t c = 0; c < C; c++) {
-        const T *zc = zb + c * inner;
-        T *yc = yb + c * inner;
+        const T *zc = zb + c * stride;
+        T *yc = yb + c * stride;
         if (op == CECE_LOG_SOFTMAX) {
 #pragma omp simd
             for (int64_t i = 0; i < nw; i++) yc[i] = (zc[i] - m[i]) - ls[i];
@@ -1021,11 +1022,30 @@ static void FN(normalize_tile)(int op, int64_t C, int64_t inner, const T *x, T *
     }
 }
 
+static void FN(normalize_tile)(int op, int64_t C, int64_t inner, const T *x, T *out, int64_t p0,
+                               int64_t p1) {
+    const int64_t o = p0 / inner, offset = o * C * inner + (p0 - o * inner);
+    FN(normalize_core)(op, C, inner, p1 - p0, x + offset, NULL, out + offset, out + p0);
+}
+
+/* Rows shorter than CECE_SMALL_C, transposed in blocks as for the cross-entropy. */
+static void FN(normalize_small_rows)(int op, int64_t C, const T *x, T *out, int64_t p0,
+                                     int64_t p1) {
+    T zt[CECE_SMALL_C * CECE_TILE], m[CECE_TILE];
+    for (int64_t b0 = p0; b0 < p1; b0 += CECE_TILE) {
+        const int64_t nw = p1 - b0 < CECE_TILE ? p1 - b0 : CECE_TILE;
+        ROWS_TO_TILE_MAX(x + b0 * C, C, nw, CECE_TILE, zt, m);
+        FN(normalize_core)(op, C, CECE_TILE, nw, zt, m, zt, out + b0);
+        if (op != CECE_LOGSUMEXP) TILE_TO_ROWS(zt, C, nw, CECE_TILE, out + b0 * C);
+    }
+}
+
 static void FN(normalize_item)(int op, const cece_partition *part, int64_t C, int64_t inner,
                                const T *x, T *out, int64_t it, const FN(consts) *k) {
     int64_t p0, p1;
     cece_item_range(part, inner, it, &p0, &p1);
-    if (inner == 1) FN(normalize_rows)(op, C, x, out, p0, p1, k);
+    if (inner == 1 && C < CECE_SMALL_C) FN(normalize_small_rows)(op, C, x, out, p0, p1);
+    else if (inner == 1) FN(normalize_rows)(op, C, x, out, p0, p1, k);
     else FN(normalize_tile)(op, C, inner, x, out, p0, p1);
 }
 
