@@ -1,0 +1,102 @@
+/* Short rows, the common call: a lean loop over a few vectors of rows.
+ * Part of the kernel body (cece_kernel_body.h): included once per dtype and SIMD level, with
+ * T, SUF, FN and the VEXP family defined; no include guard. */
+
+/* ---- small C, the common call: a few vectors of rows at a time ------------------------ */
+
+/* Integer labels, no weights, smoothing, z-loss or softcap, C < CECE_SMALL_C: the same maths
+ * as tile_core, leaner. A block is CECE_SMALL_BLOCK rows (a few vectors of T), transposed by
+ * gathers into a tile that stays in L1; the loss is summed across the item's blocks in float64
+ * vector lanes and folded into the item's lanes once, at the end (the denominator here is a
+ * count of valid positions, exact in any order). */
+#ifndef CECE_SMALL_BLOCK_VECS
+#define CECE_SMALL_BLOCK_VECS 2
+#endif
+#define CECE_SMALL_BLOCK (CECE_SMALL_BLOCK_VECS * 64 / (int64_t)sizeof(T))
+
+CECE_INLINE void FN(small_plain_)(const cece_ce_args *a, const FN(consts) *k, int64_t p0,
+                                  int64_t p1, cece_sums *acc, int64_t *bad, const int want_grad) {
+    enum { B = CECE_SMALL_BLOCK };
+    const int64_t C = a->classes, ignore = a->ignore_index;
+    const int64_t *labels = a->labels;
+    T *losses = (T *)a->losses;
+    const T scale = (T)k->grad_scale;
+    T zt[CECE_SMALL_C * B], et[CECE_SMALL_C * B], m[B];
+    T zy[B], valid[B], rest[B], ones[B], loss[B], gy[B], factor[B];
+    int64_t y[B];
+    double loss_sum[B], count[B];
+    for (int64_t l = 0; l < B; l++) loss_sum[l] = count[l] = 0.0;
+    for (int64_t b0 = p0; b0 < p1; b0 += B) {
+        const int64_t nw = p1 - b0 < B ? p1 - b0 : B;
+        ROWS_TO_TILE_MAX((const T *)a->logits + b0 * C, C, nw, B, zt, m);
+        int64_t nbad = 0;
+#pragma omp simd reduction(+ : nbad)
+        for (int64_t l = 0; l < B; l++) {
+            const int64_t label = l < nw ? labels[b0 + (l < nw ? l : 0)] : ignore;
+            /* As cece_position_weight: ignore_index first, then the range. */
+            y[l] = label == ignore ? CECE_IGNORED : ((uint64_t)label < (uint64_t)C ? label : CECE_BAD);
+            valid[l] = y[l] >= 0 ? (T)1 : (T)0;
+            nbad += y[l] == CECE_BAD;
+        }
+        if (nbad > 0)
+            for (int64_t l = 0; l < nw; l++)
+                if (y[l] == CECE_BAD && b0 + l < *bad) { *bad = b0 + l; break; }
+#pragma omp simd
+        for (int64_t l = 0; l < B; l++) {
+            const T v = zt[(y[l] >= 0 ? y[l] : 0) * B + l];
+            zy[l] = y[l] >= 0 ? v : (T)0;
+            rest[l] = ones[l] = 0;
+        }
+        for (int64_t c = 0; c < C; c++) {
+#pragma omp simd
+            for (int64_t l = 0; l < B; l++) {
+                T x = zt[c * B + l] - m[l];
+                T e = VEXPS(x);
+                if (want_grad) et[c * B + l] = e;
+                T other = x != (T)0 ? (T)1 : (T)0; /* NaN is no max: it goes to the rest */
+                rest[l] += e * other;
+                ones[l] += (T)1 - other;
+            }
+        }
+#pragma omp simd
+        for (int64_t l = 0; l < B; l++) {
+            T U = (ones[l] - 1) + rest[l];
+            T log_s = VLOG1P(U);
+            T dy = zy[l] - m[l];
+            loss[l] = valid[l] != 0 ? log_s - dy : (T)0;
+            loss_sum[l] += (double)loss[l];
+            count[l] += (double)valid[l];
+            if (want_grad) {
+                T inv_s = 1 / (U + 1);
+                T general = VEXPS(dy - log_s) - 1;
+                T at_max = -U * inv_s; /* p_y - 1 at a max, without cancellation */
+                gy[l] = scale * (dy == 0 ? at_max : general);
+                factor[l] = scale * inv_s;
+            }
+        }
+        if (losses)
+            for (int64_t l = 0; l < nw; l++) losses[b0 + l] = loss[l];
+        if (!want_grad) continue;
+        for (int64_t c = 0; c < C; c++) {
+#pragma omp simd
+            for (int64_t l = 0; l < B; l++) /* a select: an ignored row's NaN must not pass */
+                et[c * B + l] = valid[l] != 0 ? et[c * B + l] * factor[l] : (T)0;
+        }
+        for (int64_t l = 0; l < nw; l++)
+            if (y[l] >= 0) et[y[l] * B + l] = gy[l];
+        TILE_TO_ROWS(et, C, nw, B, (T *)a->grad + b0 * C);
+    }
+    /* position p0 + i went to loss_sum[i % B]; B is a multiple of CECE_SUM_LANES */
+    for (int64_t l = 0; l < B; l++) {
+        acc->loss[l % CECE_SUM_LANES] += loss_sum[l];
+        acc->den[l % CECE_SUM_LANES] += count[l];
+    }
+}
+
+static void FN(ce_small_plain)(const cece_ce_args *a, const FN(consts) *k, int64_t p0, int64_t p1,
+                               cece_sums *acc, int64_t *bad) {
+    if (a->grad) FN(small_plain_)(a, k, p0, p1, acc, bad, 1);
+    else FN(small_plain_)(a, k, p0, p1, acc, bad, 0);
+}
+
+#undef CECE_SMALL_BLOCK
