@@ -9,13 +9,15 @@
  *   ROWS_TO_TILE, ROWS_TO_TILE_MAX, TILE_TO_ROWS   short rows to tiles and back (cece_columns.h)
  * and undefines them after. The parts, in the order they build on each other: common
  * (constants, softcap), rows, tiles, small (the common small-C call), probs
- * (from_logits=False), entry (cross_entropy), normalize (log_softmax, softmax, logsumexp). docs/semantics.md has the maths; the names below follow it:
- * m = max, S = sum exp(z - m), a_j = w_j * t_j, A = sum a_j, D = mean's denominator.
+ * (from_logits=False), entry (cross_entropy), normalize (log_softmax, softmax, logsumexp).
+ *
+ * docs/semantics.md has the maths; the names follow it: m = max, S = sum exp(z - m),
+ * U = S - 1, a_j = w_j * t_j, A = sum a_j, D = mean's denominator.
  *
  * Two loop shapes: rows (inner == 1: a position's C logits are contiguous, loops run along
  * the classes) and tiles (inner > 1, or short rows transposed: CECE_TILE neighbouring
- * positions, loops run along them for each class). Small always-inline helpers take constant flags (has_cap, has_w)
- * so each combination compiles to its own tight vector loop.
+ * positions, loops run along them for each class). Small always-inline helpers take constant
+ * flags (has_cap, has_w, ...) so that each combination compiles to its own tight vector loop.
  */
 
 #define CECE_PASTE_(a, b) a##_##b
