@@ -1,6 +1,7 @@
 /* Blocks of short rows (C < CECE_SMALL_C classes) to and from the tile layout, where class c
- * of row i sits at tile[c * stride + i], so that the small-C kernel can vectorise across
- * rows.
+ * of row i sits at tile[c * stride + i] (stride >= the rows of the block), so that the
+ * small-C kernels can vectorise across rows. The _max form also gives each row's max (NaN
+ * ignored, as tile_max) while the columns pass by.
  *
  * Left to itself the compiler emulates these strided copies one element at a time (about
  * 3.5 ns a row for C = 10); with AVX2 or AVX-512 a gather per class (per row on the way
@@ -23,37 +24,57 @@
 
 /* ---- the portable loops ------------------------------------------------------------- */
 
-#define CECE_PLAIN_COLUMNS(T, NAME_IN, NAME_IN_MAX, NAME_OUT)                                            \
-    CECE_INLINE void NAME_IN(const T *z, int64_t C, int64_t nw, int64_t stride, T *tile) {                 \
-        for (int64_t i = 0; i < nw; i++)                                                     \
-            for (int64_t c = 0; c < C; c++) tile[c * stride + i] = z[i * C + c];         \
-    }                                                                                        \
-    CECE_INLINE void NAME_IN_MAX(const T *z, int64_t C, int64_t nw, int64_t stride, T *tile, T *m) {        \
-        NAME_IN(z, C, nw, stride, tile);                                                             \
-        for (int64_t i = 0; i < nw; i++) m[i] = -(T)INFINITY;                               \
-        for (int64_t c = 0; c < C; c++)                                                      \
-            for (int64_t i = 0; i < nw; i++) {                                               \
-                T v = tile[c * stride + i];                                               \
-                m[i] = v > m[i] ? v : m[i];                                                  \
-            }                                                                                \
-    }                                                                                        \
-    CECE_INLINE void NAME_OUT(const T *tile, int64_t C, int64_t nw, int64_t stride, T *g) {                \
-        for (int64_t i = 0; i < nw; i++)                                                     \
-            for (int64_t c = 0; c < C; c++) g[i * C + c] = tile[c * stride + i];         \
+#define CECE_PLAIN_TO_TILE(T, NAME)                                                        \
+    CECE_INLINE void NAME(const T *z, int64_t C, int64_t nw, int64_t stride, T *tile) {    \
+        for (int64_t i = 0; i < nw; i++)                                                    \
+            for (int64_t c = 0; c < C; c++) tile[c * stride + i] = z[i * C + c];           \
+    }
+
+#define CECE_PLAIN_TO_TILE_MAX(T, NAME, TO_TILE)                                           \
+    CECE_INLINE void NAME(const T *z, int64_t C, int64_t nw, int64_t stride, T *tile,      \
+                          T *m) {                                                           \
+        TO_TILE(z, C, nw, stride, tile);                                                    \
+        for (int64_t i = 0; i < nw; i++) m[i] = -(T)INFINITY;                              \
+        for (int64_t c = 0; c < C; c++)                                                     \
+            for (int64_t i = 0; i < nw; i++) {                                              \
+                T v = tile[c * stride + i];                                                 \
+                m[i] = v > m[i] ? v : m[i];                                                 \
+            }                                                                               \
+    }
+
+#define CECE_PLAIN_TO_ROWS(T, NAME)                                                        \
+    CECE_INLINE void NAME(const T *tile, int64_t C, int64_t nw, int64_t stride, T *g) {    \
+        for (int64_t i = 0; i < nw; i++)                                                    \
+            for (int64_t c = 0; c < C; c++) g[i * C + c] = tile[c * stride + i];           \
     }
 
 #if defined(__AVX512F__)
 
-/* Lane l of a block of rows starting at row i0 reads row i0 + l: offsets l * C. */
-CECE_INLINE __m512i cece_row_offsets16(int64_t C) {
-    return _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
-                              _mm512_set1_epi32((int)C));
+/* Lane l reads row l of the block: offsets l * C. */
+CECE_INLINE __m512i cece_lane_times16(int64_t step) {
+    return _mm512_mullo_epi32(
+        _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+        _mm512_set1_epi32((int)step));
 }
 
-CECE_INLINE void cece_rows_to_tile_f32(const float *z, int64_t C, int64_t nw, int64_t stride, float *tile) {
-    const __m512i off = cece_row_offsets16(C);
+CECE_INLINE __m256i cece_lane_times8(int64_t step) {
+    return _mm256_mullo_epi32(_mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7),
+                              _mm256_set1_epi32((int)step));
+}
+
+CECE_INLINE __mmask16 cece_first16(int64_t n) {
+    return n >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << n) - 1);
+}
+
+CECE_INLINE __mmask8 cece_first8(int64_t n) {
+    return n >= 8 ? (__mmask8)0xff : (__mmask8)((1u << n) - 1);
+}
+
+CECE_INLINE void cece_rows_to_tile_f32(const float *z, int64_t C, int64_t nw, int64_t stride,
+                                       float *tile) {
+    const __m512i off = cece_lane_times16(C);
     for (int64_t i0 = 0; i0 < nw; i0 += 16) {
-        const __mmask16 live = nw - i0 >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (nw - i0)) - 1);
+        const __mmask16 live = cece_first16(nw - i0);
         const float *base = z + i0 * C;
         for (int64_t c = 0; c < C; c++)
             _mm512_storeu_ps(tile + c * stride + i0,
@@ -61,12 +82,11 @@ CECE_INLINE void cece_rows_to_tile_f32(const float *z, int64_t C, int64_t nw, in
     }
 }
 
-/* The same, and each row's max (NaN ignored, as tile_max) while the columns pass by. */
-CECE_INLINE void cece_rows_to_tile_max_f32(const float *z, int64_t C, int64_t nw, int64_t stride, float *tile,
-                                           float *m) {
-    const __m512i off = cece_row_offsets16(C);
+CECE_INLINE void cece_rows_to_tile_max_f32(const float *z, int64_t C, int64_t nw, int64_t stride,
+                                           float *tile, float *m) {
+    const __m512i off = cece_lane_times16(C);
     for (int64_t i0 = 0; i0 < nw; i0 += 16) {
-        const __mmask16 live = nw - i0 >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (nw - i0)) - 1);
+        const __mmask16 live = cece_first16(nw - i0);
         const float *base = z + i0 * C;
         __m512 top = _mm512_set1_ps(-INFINITY);
         for (int64_t c = 0; c < C; c++) {
@@ -79,21 +99,19 @@ CECE_INLINE void cece_rows_to_tile_max_f32(const float *z, int64_t C, int64_t nw
 }
 
 CECE_INLINE void cece_tile_to_rows_f32(const float *tile, int64_t C, int64_t nw, int64_t stride,
-                                         float *g) {
-    const __m512i off = _mm512_mullo_epi32(
-        _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
-        _mm512_set1_epi32((int)stride));
-    const __mmask16 cls = (__mmask16)((1u << C) - 1);
+                                       float *g) {
+    const __m512i off = cece_lane_times16(stride);
+    const __mmask16 cls = cece_first16(C);
     for (int64_t i = 0; i < nw; i++)
         _mm512_mask_storeu_ps(g + i * C, cls,
                               _mm512_mask_i32gather_ps(_mm512_setzero_ps(), cls, off, tile + i, 4));
 }
 
-CECE_INLINE void cece_rows_to_tile_f64(const double *z, int64_t C, int64_t nw, int64_t stride, double *tile) {
-    const __m256i off = _mm256_mullo_epi32(_mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7),
-                                           _mm256_set1_epi32((int)C));
+CECE_INLINE void cece_rows_to_tile_f64(const double *z, int64_t C, int64_t nw, int64_t stride,
+                                       double *tile) {
+    const __m256i off = cece_lane_times8(C);
     for (int64_t i0 = 0; i0 < nw; i0 += 8) {
-        const __mmask8 live = nw - i0 >= 8 ? (__mmask8)0xff : (__mmask8)((1u << (nw - i0)) - 1);
+        const __mmask8 live = cece_first8(nw - i0);
         const double *base = z + i0 * C;
         for (int64_t c = 0; c < C; c++)
             _mm512_storeu_pd(tile + c * stride + i0,
@@ -101,12 +119,11 @@ CECE_INLINE void cece_rows_to_tile_f64(const double *z, int64_t C, int64_t nw, i
     }
 }
 
-CECE_INLINE void cece_rows_to_tile_max_f64(const double *z, int64_t C, int64_t nw, int64_t stride, double *tile,
-                                           double *m) {
-    const __m256i off = _mm256_mullo_epi32(_mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7),
-                                           _mm256_set1_epi32((int)C));
+CECE_INLINE void cece_rows_to_tile_max_f64(const double *z, int64_t C, int64_t nw, int64_t stride,
+                                           double *tile, double *m) {
+    const __m256i off = cece_lane_times8(C);
     for (int64_t i0 = 0; i0 < nw; i0 += 8) {
-        const __mmask8 live = nw - i0 >= 8 ? (__mmask8)0xff : (__mmask8)((1u << (nw - i0)) - 1);
+        const __mmask8 live = cece_first8(nw - i0);
         const double *base = z + i0 * C;
         __m512d top = _mm512_set1_pd(-INFINITY);
         for (int64_t c = 0; c < C; c++) {
@@ -119,16 +136,15 @@ CECE_INLINE void cece_rows_to_tile_max_f64(const double *z, int64_t C, int64_t n
 }
 
 CECE_INLINE void cece_tile_to_rows_f64(const double *tile, int64_t C, int64_t nw, int64_t stride,
-                                         double *g) {
-    const __m256i off = _mm256_mullo_epi32(_mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7),
-                                           _mm256_set1_epi32((int)stride));
+                                       double *g) {
+    const __m256i off = cece_lane_times8(stride);
     for (int64_t c0 = 0; c0 < C; c0 += 8) {
-        const int64_t n = C - c0 < 8 ? C - c0 : 8;
-        const __mmask8 cls = (__mmask8)((1u << n) - 1);
+        const __mmask8 cls = cece_first8(C - c0);
         const double *col = tile + c0 * stride;
         for (int64_t i = 0; i < nw; i++)
-            _mm512_mask_storeu_pd(g + i * C + c0, cls,
-                                  _mm512_mask_i32gather_pd(_mm512_setzero_pd(), cls, off, col + i, 8));
+            _mm512_mask_storeu_pd(
+                g + i * C + c0, cls,
+                _mm512_mask_i32gather_pd(_mm512_setzero_pd(), cls, off, col + i, 8));
     }
 }
 
@@ -139,33 +155,13 @@ CECE_INLINE __m256i cece_first_lanes8(int64_t n) {
     return _mm256_cmpgt_epi32(_mm256_set1_epi32((int)n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
 }
 
-CECE_INLINE void cece_rows_to_tile_f32(const float *z, int64_t C, int64_t nw, int64_t stride, float *tile) {
-    const __m256i off = _mm256_mullo_epi32(_mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7),
-                                           _mm256_set1_epi32((int)C));
-    for (int64_t i0 = 0; i0 < nw; i0 += 8) {
-        const __m256 live = _mm256_castsi256_ps(cece_first_lanes8(nw - i0));
-        const float *base = z + i0 * C;
-        for (int64_t c = 0; c < C; c++)
-            _mm256_storeu_ps(tile + c * stride + i0,
-                             _mm256_mask_i32gather_ps(_mm256_setzero_ps(), base + c, off, live, 4));
-    }
+CECE_INLINE __m256d cece_first_lanes4(int64_t n) {
+    return _mm256_castsi256_pd(
+        _mm256_cmpgt_epi64(_mm256_set1_epi64x(n), _mm256_setr_epi64x(0, 1, 2, 3)));
 }
 
-CECE_INLINE void cece_rows_to_tile_f64(const double *z, int64_t C, int64_t nw, int64_t stride, double *tile) {
-    const __m128i off = _mm_mullo_epi32(_mm_setr_epi32(0, 1, 2, 3), _mm_set1_epi32((int)C));
-    for (int64_t i0 = 0; i0 < nw; i0 += 4) {
-        const int64_t n = nw - i0;
-        const __m256d live = _mm256_castsi256_pd(_mm256_cmpgt_epi64(
-            _mm256_set1_epi64x(n), _mm256_setr_epi64x(0, 1, 2, 3)));
-        const double *base = z + i0 * C;
-        for (int64_t c = 0; c < C; c++)
-            _mm256_storeu_pd(tile + c * stride + i0,
-                             _mm256_mask_i32gather_pd(_mm256_setzero_pd(), base + c, off, live, 8));
-    }
-}
-
-CECE_INLINE void cece_rows_to_tile_max_f32(const float *z, int64_t C, int64_t nw, int64_t stride, float *tile,
-                                           float *m) {
+CECE_INLINE void cece_rows_to_tile_max_f32(const float *z, int64_t C, int64_t nw, int64_t stride,
+                                           float *tile, float *m) {
     const __m256i off = _mm256_mullo_epi32(_mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7),
                                            _mm256_set1_epi32((int)C));
     for (int64_t i0 = 0; i0 < nw; i0 += 8) {
@@ -175,18 +171,22 @@ CECE_INLINE void cece_rows_to_tile_max_f32(const float *z, int64_t C, int64_t nw
         for (int64_t c = 0; c < C; c++) {
             __m256 v = _mm256_mask_i32gather_ps(_mm256_setzero_ps(), base + c, off, live, 4);
             _mm256_storeu_ps(tile + c * stride + i0, v);
-            top = _mm256_max_ps(v, top);
+            top = _mm256_max_ps(v, top); /* v > top ? v : top: a NaN v keeps top */
         }
-        _mm256_storeu_ps(m + i0, top);
+        if (m) _mm256_storeu_ps(m + i0, top);
     }
 }
 
-CECE_INLINE void cece_rows_to_tile_max_f64(const double *z, int64_t C, int64_t nw, int64_t stride, double *tile,
-                                           double *m) {
+CECE_INLINE void cece_rows_to_tile_f32(const float *z, int64_t C, int64_t nw, int64_t stride,
+                                       float *tile) {
+    cece_rows_to_tile_max_f32(z, C, nw, stride, tile, NULL);
+}
+
+CECE_INLINE void cece_rows_to_tile_max_f64(const double *z, int64_t C, int64_t nw, int64_t stride,
+                                           double *tile, double *m) {
     const __m128i off = _mm_mullo_epi32(_mm_setr_epi32(0, 1, 2, 3), _mm_set1_epi32((int)C));
     for (int64_t i0 = 0; i0 < nw; i0 += 4) {
-        const __m256d live = _mm256_castsi256_pd(_mm256_cmpgt_epi64(
-            _mm256_set1_epi64x(nw - i0), _mm256_setr_epi64x(0, 1, 2, 3)));
+        const __m256d live = cece_first_lanes4(nw - i0);
         const double *base = z + i0 * C;
         __m256d top = _mm256_set1_pd(-INFINITY);
         for (int64_t c = 0; c < C; c++) {
@@ -194,20 +194,27 @@ CECE_INLINE void cece_rows_to_tile_max_f64(const double *z, int64_t C, int64_t n
             _mm256_storeu_pd(tile + c * stride + i0, v);
             top = _mm256_max_pd(v, top);
         }
-        _mm256_storeu_pd(m + i0, top);
+        if (m) _mm256_storeu_pd(m + i0, top);
     }
 }
 
+CECE_INLINE void cece_rows_to_tile_f64(const double *z, int64_t C, int64_t nw, int64_t stride,
+                                       double *tile) {
+    cece_rows_to_tile_max_f64(z, C, nw, stride, tile, NULL);
+}
+
 /* The way back stays scalar: AVX2 has no masked gather-and-store that beats it. */
-CECE_PLAIN_COLUMNS(float, cece_rows_to_tile_unused_f32, cece_rows_to_tile_max_unused_f32,
-                   cece_tile_to_rows_f32)
-CECE_PLAIN_COLUMNS(double, cece_rows_to_tile_unused_f64, cece_rows_to_tile_max_unused_f64,
-                   cece_tile_to_rows_f64)
+CECE_PLAIN_TO_ROWS(float, cece_tile_to_rows_f32)
+CECE_PLAIN_TO_ROWS(double, cece_tile_to_rows_f64)
 
 #else
 
-CECE_PLAIN_COLUMNS(float, cece_rows_to_tile_f32, cece_rows_to_tile_max_f32, cece_tile_to_rows_f32)
-CECE_PLAIN_COLUMNS(double, cece_rows_to_tile_f64, cece_rows_to_tile_max_f64, cece_tile_to_rows_f64)
+CECE_PLAIN_TO_TILE(float, cece_rows_to_tile_f32)
+CECE_PLAIN_TO_TILE(double, cece_rows_to_tile_f64)
+CECE_PLAIN_TO_TILE_MAX(float, cece_rows_to_tile_max_f32, cece_rows_to_tile_f32)
+CECE_PLAIN_TO_TILE_MAX(double, cece_rows_to_tile_max_f64, cece_rows_to_tile_f64)
+CECE_PLAIN_TO_ROWS(float, cece_tile_to_rows_f32)
+CECE_PLAIN_TO_ROWS(double, cece_tile_to_rows_f64)
 
 #endif
 
