@@ -101,10 +101,14 @@ CECE_INLINE void cece_rows_to_tile_max_f32(const float *z, int64_t C, int64_t nw
 CECE_INLINE void cece_tile_to_rows_f32(const float *tile, int64_t C, int64_t nw, int64_t stride,
                                        float *g) {
     const __m512i off = cece_lane_times16(stride);
-    const __mmask16 cls = cece_first16(C);
-    for (int64_t i = 0; i < nw; i++)
-        _mm512_mask_storeu_ps(g + i * C, cls,
-                              _mm512_mask_i32gather_ps(_mm512_setzero_ps(), cls, off, tile + i, 4));
+    for (int64_t c0 = 0; c0 < C; c0 += 16) {
+        const __mmask16 cls = cece_first16(C - c0);
+        const float *col = tile + c0 * stride;
+        for (int64_t i = 0; i < nw; i++)
+            _mm512_mask_storeu_ps(
+                g + i * C + c0, cls,
+                _mm512_mask_i32gather_ps(_mm512_setzero_ps(), cls, off, col + i, 4));
+    }
 }
 
 CECE_INLINE void cece_rows_to_tile_f64(const double *z, int64_t C, int64_t nw, int64_t stride,

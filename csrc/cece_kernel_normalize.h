@@ -9,7 +9,7 @@ static void FN(normalize_rows)(int op, int64_t C, const T *x, T *out, int64_t p0
         T m;
         double S, U;
         FN(row_online)(z, C, k, NULL, NULL, &m, &S, &U);
-        double log_s = log1p(U);
+        double log_s = cece_log1p_f64(U);
         if (op == CECE_LOGSUMEXP) {
             out[p] = (T)((double)m + log_s);
             continue;
@@ -63,12 +63,13 @@ static void FN(normalize_tile)(int op, int64_t C, int64_t inner, const T *x, T *
 /* Rows shorter than CECE_SMALL_C, transposed in blocks as for the cross-entropy. */
 static void FN(normalize_small_rows)(int op, int64_t C, const T *x, T *out, int64_t p0,
                                      int64_t p1) {
-    T zt[CECE_SMALL_C * CECE_TILE], m[CECE_TILE];
-    for (int64_t b0 = p0; b0 < p1; b0 += CECE_TILE) {
-        const int64_t nw = p1 - b0 < CECE_TILE ? p1 - b0 : CECE_TILE;
-        ROWS_TO_TILE_MAX(x + b0 * C, C, nw, CECE_TILE, zt, m);
-        FN(normalize_core)(op, C, CECE_TILE, nw, zt, m, zt, out + b0);
-        if (op != CECE_LOGSUMEXP) TILE_TO_ROWS(zt, C, nw, CECE_TILE, out + b0 * C);
+    const int64_t rows = cece_block_rows(C);
+    T zt[CECE_BLOCK_ELEMS], m[CECE_TILE];
+    for (int64_t b0 = p0; b0 < p1; b0 += rows) {
+        const int64_t nw = p1 - b0 < rows ? p1 - b0 : rows;
+        ROWS_TO_TILE_MAX(x + b0 * C, C, nw, rows, zt, m);
+        FN(normalize_core)(op, C, rows, nw, zt, m, zt, out + b0);
+        if (op != CECE_LOGSUMEXP) TILE_TO_ROWS(zt, C, nw, rows, out + b0 * C);
     }
 }
 

@@ -157,18 +157,28 @@ CECE_INLINE void FN(chunk_sumexp_)(const T *z, T *e, int64_t n, T ref, FN(row_su
             lane[i] += v;
         }
     }
-    /* fold the lanes in halves down to CECE_ROW_ACC, then into the float64 accumulators */
-    for (int64_t w = CECE_LANES / 2; w >= CECE_ROW_ACC; w /= 2) {
-#pragma omp simd
-        for (int64_t i = 0; i < w; i++) {
-            lane[i] += lane[i + w];
-            lane1[i] += lane1[i + w];
+    /* fold the lanes in halves down to CECE_ROW_ACC, then into the float64 accumulators;
+     * fixed-size steps into fresh arrays, which the compiler keeps in registers (a fold in
+     * place stalls on store forwarding) */
+    T half[CECE_LANES / 2], half1[CECE_LANES / 2], quarter[CECE_ROW_ACC], quarter1[CECE_ROW_ACC];
+    for (int64_t i = 0; i < CECE_LANES / 2; i++) {
+        half[i] = lane[i] + lane[i + CECE_LANES / 2];
+        half1[i] = lane1[i] + lane1[i + CECE_LANES / 2];
+    }
+    if (CECE_LANES / 2 > CECE_ROW_ACC) { /* float: 64 lanes, one more step */
+        for (int64_t i = 0; i < CECE_ROW_ACC; i++) {
+            quarter[i] = half[i] + half[i + CECE_ROW_ACC];
+            quarter1[i] = half1[i] + half1[i + CECE_ROW_ACC];
+        }
+    } else {
+        for (int64_t i = 0; i < CECE_ROW_ACC; i++) {
+            quarter[i] = half[i];
+            quarter1[i] = half1[i];
         }
     }
-#pragma omp simd
     for (int64_t i = 0; i < CECE_ROW_ACC; i++) {
-        acc->rest[i] += (double)lane[i];
-        acc->ones[i] += (double)lane1[i];
+        acc->rest[i] += (double)quarter[i];
+        acc->ones[i] += (double)quarter1[i];
     }
 }
 
@@ -184,11 +194,13 @@ static void FN(row_online)(const T *z, int64_t C, const FN(consts) *k, T *e, T *
         const int64_t n = C - c0 < CECE_CHUNK ? C - c0 : CECE_CHUNK;
         T cm = FN(row_max)(z + c0, n);
         if (k->has_cap) cm = FN(capped)(cm, 1, k->cap, k->inv_cap); /* softcap is monotonic */
-        if (cm > m) { /* rescale; the old maxima are ones no more */
-            const double f = exp((double)m - (double)cm);
-            for (int64_t i = 0; i < CECE_ROW_ACC; i++) {
-                acc.rest[i] = (acc.ones[i] + acc.rest[i]) * f;
-                acc.ones[i] = 0.0;
+        if (cm > m) { /* rescale (nothing to rescale yet in the first chunk) */
+            if (c0 > 0) {
+                const double f = exp((double)m - (double)cm);
+                for (int64_t i = 0; i < CECE_ROW_ACC; i++) { /* the old maxima are ones no more */
+                    acc.rest[i] = (acc.ones[i] + acc.rest[i]) * f;
+                    acc.ones[i] = 0.0;
+                }
             }
             m = cm;
         }
@@ -210,11 +222,7 @@ static void FN(row_online)(const T *z, int64_t C, const FN(consts) *k, T *e, T *
         }
 #undef CECE_CHUNK_SUMEXP
     }
-    double ones = 0.0, rest = 0.0;
-    for (int64_t i = 0; i < CECE_ROW_ACC; i++) {
-        ones += acc.ones[i];
-        rest += acc.rest[i];
-    }
+    const double ones = cece_sum16(acc.ones), rest = cece_sum16(acc.rest);
     *m_out = m;
     if (m == -(T)INFINITY) {
         *S_out = *U_out = NAN;
@@ -314,7 +322,7 @@ static void FN(ce_rows)(const cece_ce_args *a, const FN(consts) *k, int64_t p0, 
         T m;
         double S, U;
         FN(row_online)(z, C, k, store ? g : NULL, chunk_ref, &m, &S, &U);
-        double log_s = log1p(U);
+        double log_s = cece_log1p_f64(U);
         double lse = (double)m + log_s;
         double A, Ad, dy = 0.0, ay = 0.0;
         if (t) {

@@ -52,7 +52,7 @@ CECE_INLINE void FN(small_plain_)(const cece_ce_args *a, const FN(consts) *k, in
             for (int64_t l = 0; l < B; l++) {
                 T x = zt[c * B + l] - m[l];
                 T e = VEXPS(x);
-                if (want_grad) et[c * B + l] = e;
+                if (want_grad && C < 16) et[c * B + l] = e;
                 T other = x != (T)0 ? (T)1 : (T)0; /* NaN is no max: it goes to the rest */
                 rest[l] += e * other;
                 ones[l] += (T)1 - other;
@@ -77,6 +77,24 @@ CECE_INLINE void FN(small_plain_)(const cece_ce_args *a, const FN(consts) *k, in
         if (losses)
             for (int64_t l = 0; l < nw; l++) losses[b0 + l] = loss[l];
         if (!want_grad) continue;
+        if (C >= 16) {
+            /* Rows of a vector or more: the gradient straight into the rows, its exps taken
+             * again, the same bits as below; gathering the tile back costs more (the gathers
+             * wait for the stores just made to it). */
+            for (int64_t l = 0; l < nw; l++) {
+                const T *z = (const T *)a->logits + (b0 + l) * C;
+                T *g = (T *)a->grad + (b0 + l) * C;
+                const T ml = m[l], fl = factor[l];
+                if (valid[l] != 0) {
+#pragma omp simd
+                    for (int64_t j = 0; j < C; j++) g[j] = VEXPS(z[j] - ml) * fl;
+                    g[y[l]] = gy[l];
+                } else {
+                    for (int64_t j = 0; j < C; j++) g[j] = 0;
+                }
+            }
+            continue;
+        }
         for (int64_t c = 0; c < C; c++) {
 #pragma omp simd
             for (int64_t l = 0; l < B; l++) /* a select: an ignored row's NaN must not pass */

@@ -71,8 +71,8 @@ CECE_INLINE void FN(tile_max)(const T *zb, int64_t C, int64_t inner, int64_t nw,
 }
 
 /* U_i = S_i - 1 with S_i = sum_c exp(z_ci - m_i), from the exps kept apart as in the rows
- * (chunk_sumexp_): those exactly 1 counted, the others summed in T. Up to CECE_SMALL_C
- * classes (the small-C tiles) that is all in T; beyond, each block of CECE_SMALL_C classes is
+ * (chunk_sumexp_): those exactly 1 counted, the others summed in T. Up to CECE_SUM_BLOCK
+ * classes that is all in T; beyond, each block of CECE_SUM_BLOCK classes is
  * added to float64 sums (one conversion per block and position, however many classes the
  * (outer, C, inner) layout has). With `eb` set (no softcap), also stores each exp there for
  * the gradient pass, as the row kernel does. (Leaving the label's own term out instead of
@@ -100,7 +100,7 @@ CECE_INLINE void FN(tile_sumexp_)(const T *zb, T *eb, int64_t C, int64_t inner, 
                                   const T *m, T *U, const int has_cap, T cap, T inv_cap,
                                   const int store) {
     T rest[CECE_TILE], ones[CECE_TILE];
-    if (C <= CECE_SMALL_C) {
+    if (C <= CECE_SUM_BLOCK) {
         FN(tile_block_sumexp_)(zb, eb, 0, C, inner, nw, m, rest, ones, has_cap, cap, inv_cap, store);
 #pragma omp simd
         for (int64_t i = 0; i < nw; i++) U[i] = (ones[i] - 1) + rest[i];
@@ -108,8 +108,8 @@ CECE_INLINE void FN(tile_sumexp_)(const T *zb, T *eb, int64_t C, int64_t inner, 
     }
     double R[CECE_TILE], O[CECE_TILE];
     for (int64_t i = 0; i < nw; i++) R[i] = O[i] = 0.0;
-    for (int64_t c0 = 0; c0 < C; c0 += CECE_SMALL_C) {
-        const int64_t c1 = C - c0 < CECE_SMALL_C ? C : c0 + CECE_SMALL_C;
+    for (int64_t c0 = 0; c0 < C; c0 += CECE_SUM_BLOCK) {
+        const int64_t c1 = C - c0 < CECE_SUM_BLOCK ? C : c0 + CECE_SUM_BLOCK;
         FN(tile_block_sumexp_)(zb, eb, c0, c1, inner, nw, m, rest, ones, has_cap, cap, inv_cap, store);
 #pragma omp simd
         for (int64_t i = 0; i < nw; i++) {
@@ -360,16 +360,16 @@ static void FN(ce_tile)(const cece_ce_args *a, const FN(consts) *k, int64_t p0, 
  * rows. */
 static void FN(ce_small_rows)(const cece_ce_args *a, const FN(consts) *k, int64_t p0, int64_t p1,
                               cece_sums *acc, int64_t *bad) {
-    const int64_t C = a->classes;
-    T zt[CECE_SMALL_C * CECE_TILE], tt[CECE_SMALL_C * CECE_TILE], gt[CECE_SMALL_C * CECE_TILE];
+    const int64_t C = a->classes, rows = cece_block_rows(C);
+    T zt[CECE_BLOCK_ELEMS], tt[CECE_BLOCK_ELEMS], gt[CECE_BLOCK_ELEMS];
     T m[CECE_TILE];
-    for (int64_t b0 = p0; b0 < p1; b0 += CECE_TILE) {
-        const int64_t nw = p1 - b0 < CECE_TILE ? p1 - b0 : CECE_TILE;
+    for (int64_t b0 = p0; b0 < p1; b0 += rows) {
+        const int64_t nw = p1 - b0 < rows ? p1 - b0 : rows;
         const T *t = a->probs ? (const T *)a->probs + b0 * C : NULL;
         T *g = a->grad ? (T *)a->grad + b0 * C : NULL;
-        ROWS_TO_TILE_MAX((const T *)a->logits + b0 * C, C, nw, CECE_TILE, zt, m);
-        if (t) ROWS_TO_TILE(t, C, nw, CECE_TILE, tt);
-        FN(tile_core)(a, k, zt, t ? tt : NULL, g ? gt : NULL, CECE_TILE, b0, nw, m, acc, bad);
-        if (g) TILE_TO_ROWS(gt, C, nw, CECE_TILE, g);
+        ROWS_TO_TILE_MAX((const T *)a->logits + b0 * C, C, nw, rows, zt, m);
+        if (t) ROWS_TO_TILE(t, C, nw, rows, tt);
+        FN(tile_core)(a, k, zt, t ? tt : NULL, g ? gt : NULL, rows, b0, nw, m, acc, bad);
+        if (g) TILE_TO_ROWS(gt, C, nw, rows, g);
     }
 }

@@ -30,10 +30,12 @@ from cece_testing import (
 
 LEVEL_AT_IMPORT = cece.show_config(mode="dicts")["simd_selected"]
 
-# shapes that exercise every kernel path and vector tail: tiles for C < 16, rows (one chunk
+# shapes that exercise every kernel path and vector tail: transposed blocks of short rows
+# (C < 256; several vectors of classes from 17, fewer rows a block from 65), rows (one chunk
 # and several), the (outer, C, inner) layout with inner not a multiple of the vector width
 CASES = [
-    ((37, 3), -1), ((21, 15), -1), ((21, 16), -1), ((21, 17), -1), ((5, 1000), -1),
+    ((37, 3), -1), ((21, 15), -1), ((21, 16), -1), ((21, 17), -1), ((45, 40), -1),
+    ((37, 127), -1), ((19, 255), -1), ((7, 256), -1), ((5, 1000), -1),
     ((3, 5000), -1), ((2, 7, 13), 1), ((3, 20, 9), 1), ((2, 5, 3, 3), 1), ((9,), 0),
 ]
 
