@@ -68,8 +68,8 @@ cdef extern from "cece.h" nogil:
     const char *cece_simd_supported()
     const char *cece_simd_selected()
     int cece_select_simd(const char *name)
-    void cece_exp_array_f32(const float *x, float *y, int64_t n)
-    void cece_exp_array_f64(const double *x, double *y, int64_t n)
+    void cece_exp_array_f32(const float *x, float *y, int64_t n, int shifted)
+    void cece_exp_array_f64(const double *x, double *y, int64_t n, int shifted)
 
 
 LOG_SOFTMAX = 0
@@ -413,17 +413,18 @@ def ready_normalize(int op, x, axis, out, num_threads):
     return _normalize(op, a, ax, outer, cnp.PyArray_DIMS(a)[ax], inner, out, threads)
 
 
-def exp_array(cnp.ndarray x, cnp.ndarray out):
-    """The kernels' own vector exp at the selected level (for accuracy tests)."""
+def exp_array(cnp.ndarray x, cnp.ndarray out, bint shifted=False):
+    """The kernels' own vector exp at the selected level (for accuracy tests); `shifted`: the
+    form for max-shifted arguments (x <= 0) that the kernels' sums of exps use."""
     cdef int t = _typenum(x)
     cdef Py_ssize_t n = cnp.PyArray_SIZE(x)
     cdef void *px = _data(x, t, n, "x")
     cdef void *po = _data(out, t, n, "out")
     with nogil:
         if t == cnp.NPY_FLOAT32:
-            cece_exp_array_f32(<const float *>px, <float *>po, n)
+            cece_exp_array_f32(<const float *>px, <float *>po, n, shifted)
         else:
-            cece_exp_array_f64(<const double *>px, <double *>po, n)
+            cece_exp_array_f64(<const double *>px, <double *>po, n, shifted)
     return out
 
 

@@ -67,9 +67,10 @@ const char *cece_simd_selected(void);
  * CPU supports. Returns 0, or -1 when the level is unknown, not compiled or unsupported. */
 int cece_select_simd(const char *name);
 
-/* Scalar entry points of the vector exp, for accuracy tests (selected level). */
-void cece_exp_array_f32(const float *x, float *y, int64_t n);
-void cece_exp_array_f64(const double *x, double *y, int64_t n);
+/* The kernels' vector exp over an array, for accuracy tests (selected level): the general one,
+ * or (shifted != 0) the one for max-shifted arguments x <= 0 that the kernels' sums use. */
+void cece_exp_array_f32(const float *x, float *y, int64_t n, int shifted);
+void cece_exp_array_f64(const double *x, double *y, int64_t n, int shifted);
 
 #ifdef __cplusplus
 }

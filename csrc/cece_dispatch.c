@@ -18,8 +18,8 @@
     int cross_entropy_f64_##L(const cece_ce_args *, cece_ce_result *);                     \
     int normalize_f32_##L(int, int64_t, int64_t, int64_t, const float *, float *, int);    \
     int normalize_f64_##L(int, int64_t, int64_t, int64_t, const double *, double *, int);  \
-    void exp_array_f32_##L(const float *, float *, int64_t);                               \
-    void exp_array_f64_##L(const double *, double *, int64_t);
+    void exp_array_f32_##L(const float *, float *, int64_t, int);                          \
+    void exp_array_f64_##L(const double *, double *, int64_t, int);
 
 #define CECE_LEVEL_ENTRY(L, SUPPORTED)                                                     \
     {#L, SUPPORTED, cross_entropy_f32_##L, cross_entropy_f64_##L, normalize_f32_##L,       \
@@ -32,8 +32,8 @@ typedef struct {
     int (*ce_f64)(const cece_ce_args *, cece_ce_result *);
     int (*norm_f32)(int, int64_t, int64_t, int64_t, const float *, float *, int);
     int (*norm_f64)(int, int64_t, int64_t, int64_t, const double *, double *, int);
-    void (*exp_f32)(const float *, float *, int64_t);
-    void (*exp_f64)(const double *, double *, int64_t);
+    void (*exp_f32)(const float *, float *, int64_t, int);
+    void (*exp_f64)(const double *, double *, int64_t, int);
 } cece_level_table;
 
 static int cece_always(void) { return 1; }
@@ -122,8 +122,12 @@ int cece_normalize_f64(int op, int64_t outer, int64_t classes, int64_t inner, co
     return cece_current->norm_f64(op, outer, classes, inner, x, out, num_threads);
 }
 
-void cece_exp_array_f32(const float *x, float *y, int64_t n) { cece_current->exp_f32(x, y, n); }
-void cece_exp_array_f64(const double *x, double *y, int64_t n) { cece_current->exp_f64(x, y, n); }
+void cece_exp_array_f32(const float *x, float *y, int64_t n, int shifted) {
+    cece_current->exp_f32(x, y, n, shifted);
+}
+void cece_exp_array_f64(const double *x, double *y, int64_t n, int shifted) {
+    cece_current->exp_f64(x, y, n, shifted);
+}
 
 static void cece_denominator_item(const cece_ce_args *a, const cece_partition *part, int64_t it,
                                   double *partial, int64_t *bad) {

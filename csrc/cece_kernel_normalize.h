@@ -97,7 +97,13 @@ int FN(normalize)(int op, int64_t outer, int64_t C, int64_t inner, const T *x, T
     return CECE_OK;
 }
 
-void FN(exp_array)(const T *x, T *y, int64_t n) {
+void FN(exp_array)(const T *x, T *y, int64_t n, int shifted) {
+    if (shifted) {
 #pragma omp simd
-    for (int64_t i = 0; i < n; i++) y[i] = VEXP(x[i]);
+        for (int64_t i = 0; i < n; i++) y[i] = VEXPS(x[i]);
+    } else {
+#pragma omp simd
+        for (int64_t i = 0; i < n; i++) y[i] = VEXP(x[i]);
+    }
 }
+
