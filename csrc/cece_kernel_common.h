@@ -17,6 +17,22 @@ CECE_INLINE T FN(capped)(T x, const int has_cap, T cap, T inv_cap) {
     return has_cap ? cap * VTANH(x * inv_cap) : x;
 }
 
+/* The start of one position of the row-at-a-time kernels: its share of "mean"'s denominator
+ * into its lane (p0: the item's first position), its label status, weights. For an ignored
+ * or out-of-range label also its zero loss and gradient (C entries `stride` apart), and the
+ * first bad position; returns 1 then: nothing more to compute. */
+CECE_INLINE int FN(position_start)(const cece_ce_args *a, int64_t p, int64_t p0, T *g,
+                                   int64_t stride, cece_sums *acc, int64_t *bad, int64_t *y,
+                                   double *s, double *wy) {
+    acc->den[(p - p0) % CECE_SUM_LANES] += cece_position_weight(a, p, y, s, wy);
+    if (*y != CECE_IGNORED && *y != CECE_BAD) return 0;
+    if (*y == CECE_BAD && p < *bad) *bad = p;
+    if (a->losses) ((T *)a->losses)[p] = 0;
+    if (g)
+        for (int64_t j = 0; j < a->classes; j++) g[j * stride] = 0;
+    return 1;
+}
+
 /* d z_capped / d z, from z_capped itself. */
 CECE_INLINE T FN(cap_chain)(T zc, const int has_cap, T inv_cap) {
     T u = zc * inv_cap;

@@ -18,14 +18,8 @@ static void FN(ce_prob_inputs)(const cece_ce_args *a, const FN(consts) *k, int64
         T *g = a->grad ? (T *)a->grad + offset : NULL;
         int64_t y;
         double s, wy;
+        if (FN(position_start)(a, p, p0, g, inner, acc, bad, &y, &s, &wy)) continue;
         const int lane = (int)((p - p0) % CECE_SUM_LANES);
-        acc->den[lane] += cece_position_weight(a, p, &y, &s, &wy);
-        if (y == CECE_IGNORED || y == CECE_BAD) {
-            if (y == CECE_BAD && p < *bad) *bad = p;
-            if (losses) losses[p] = 0;
-            if (g) for (int64_t j = 0; j < C; j++) g[j * inner] = 0;
-            continue;
-        }
         double P = 0.0;
         for (int64_t j = 0; j < C; j++) P += (double)x[j * inner];
         double loss = 0.0, G = 0.0;

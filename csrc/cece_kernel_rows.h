@@ -317,14 +317,8 @@ static void FN(ce_rows)(const cece_ce_args *a, const FN(consts) *k, int64_t p0, 
         T *g = grad ? grad + p * C : NULL;
         int64_t y;
         double s, wy;
+        if (FN(position_start)(a, p, p0, g, 1, acc, bad, &y, &s, &wy)) continue;
         const int lane = (int)((p - p0) % CECE_SUM_LANES);
-        acc->den[lane] += cece_position_weight(a, p, &y, &s, &wy);
-        if (y == CECE_IGNORED || y == CECE_BAD) {
-            if (y == CECE_BAD && p < *bad) *bad = p;
-            if (losses) losses[p] = 0;
-            if (g) for (int64_t j = 0; j < C; j++) g[j] = 0;
-            continue;
-        }
         /* Read before a stored pass may overwrite the row in place. */
         const T zy = t ? (T)0 : FN(capped)(z[y], k->has_cap, k->cap, k->inv_cap);
         T m;
