@@ -206,7 +206,8 @@ def _near_one(w: Optional[np.ndarray]) -> Optional[np.ndarray]:
     top = float(np.abs(w).max(initial=0.0))
     if top == 0.0 or 2.0**-60 <= top <= 2.0**60:
         return w
-    return np.ldexp(w, -math.frexp(top)[1])
+    # out=: an array even for the 0-d sample weight of a 1-d call (ldexp gives a scalar there)
+    return np.ldexp(w, -math.frexp(top)[1], out=np.empty_like(w))
 
 
 def _target(target: Any, logits: np.ndarray, batch_shape: tuple[int, ...], classes: int):

@@ -459,6 +459,11 @@ def test_mean_is_unchanged_by_scaling_the_weights(dtype, power):
                {"weight": w, "sample_weight": np.ldexp(s, power)}):
         loss, grad = cece.cross_entropy_with_grad(x, y, **kw)
         assert loss == base[0] and np.array_equal(grad, base[1]), kw
+    # one position (a 1-d call): its sample weight is a 0-d array, scaled all the same
+    one = cece.cross_entropy_with_grad(x[0], y[0], sample_weight=np.ldexp(1.5, power))
+    eps = np.finfo(dtype).eps
+    np.testing.assert_allclose(one[0], cece.cross_entropy(x[0], y[0]), rtol=4 * eps)
+    np.testing.assert_allclose(one[1], cece.cross_entropy_grad(x[0], y[0]), rtol=4 * eps)
 
 
 @IMPLS
