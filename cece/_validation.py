@@ -195,8 +195,9 @@ def _near_one(w: Optional[np.ndarray]) -> Optional[np.ndarray]:
     """Weights for reduction="mean", multiplied by a power of two when their largest
     magnitude lies beyond 2**+-60.
 
-    The mean's loss and gradient do not change when every class weight (or every sample
-    weight) is multiplied by the same number: it cancels against the denominator D. With a
+    The mean's loss and gradient do not change when every sample weight (or, with integer
+    targets, every class weight) is multiplied by the same number: it cancels against the
+    denominator D. With a
     power of two the multiplication is exact, so nothing changes at all, except that D, 1/D
     and s/D stay in range: weights of 1e-310 would make 1/D overflow to inf before it meets
     the weights in the gradient's numerator.
@@ -274,7 +275,9 @@ def prepare_cross_entropy(
     w = _weights(weight, "weight", (classes,), nonnegative=True)
     sw = _weights(sample_weight, "sample_weight", batch_shape, nonnegative=False)
     if reduction == "mean":
-        w, sw = _near_one(w), _near_one(sw)
+        sw = _near_one(sw)
+        if labels is not None:  # probability targets' D is sum(s): their mean scales with w
+            w = _near_one(w)
     return CrossEntropyCall(
         z, ax, outer, classes, inner, batch_shape, labels, original, probs, w, sw,
         ignore, eps, reduction, from_logits, lam, cap, threads,

@@ -459,6 +459,15 @@ def test_mean_is_unchanged_by_scaling_the_weights(dtype, power):
                {"weight": w, "sample_weight": np.ldexp(s, power)}):
         loss, grad = cece.cross_entropy_with_grad(x, y, **kw)
         assert loss == base[0] and np.array_equal(grad, base[1]), kw
+    # probability targets: D = sum(s) cancels a factor of the sample weights, not of the
+    # class weights, which scale the mean
+    t = np.full((6, 5), 0.2, dtype)
+    base_p = cece.cross_entropy_with_grad(x, t, weight=w, sample_weight=s)
+    loss, grad = cece.cross_entropy_with_grad(x, t, weight=w, sample_weight=np.ldexp(s, power))
+    assert loss == base_p[0] and np.array_equal(grad, base_p[1])
+    if abs(power) < 100:
+        scaled = cece.cross_entropy_with_grad(x, t, weight=np.ldexp(w, power), sample_weight=s)
+        np.testing.assert_allclose(scaled[0], np.ldexp(base_p[0], power), rtol=4 * np.finfo(dtype).eps)
     # one position (a 1-d call): its sample weight is a 0-d array, scaled all the same
     one = cece.cross_entropy_with_grad(x[0], y[0], sample_weight=np.ldexp(1.5, power))
     eps = np.finfo(dtype).eps
