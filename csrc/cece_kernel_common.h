@@ -33,6 +33,14 @@ CECE_INLINE int FN(position_start)(const cece_ce_args *a, int64_t p, int64_t p0,
     return 1;
 }
 
+/* scale * a for a target mass a, 0 where a is 0. The gradient's scale s / D may not fit in a
+ * float (tiny weights: D ~ 1e-40) while the products that carry the weights do; so those are
+ * formed in float64 (scale * K) and this one alone is left to overflow, where it is not
+ * multiplied by 0 (an inf, not inf * 0 = NaN). */
+CECE_INLINE T FN(scaled)(T scale, T a) {
+    return a != (T)0 ? scale * a : (T)0;
+}
+
 /* d z_capped / d z, from z_capped itself. */
 CECE_INLINE T FN(cap_chain)(T zc, const int has_cap, T inv_cap) {
     T u = zc * inv_cap;

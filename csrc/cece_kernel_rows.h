@@ -61,10 +61,11 @@ static void FN(row_probdot)(const T *z, const T *t, int64_t n, T m, const double
     }
 }
 
-/* g_j = scale * chain_j * (K * p_j - a_j) with a_j = uni * w_j (integer targets; the label's
- * own entry is written by the caller) or a_j = w_j * (keep * t_j + uni) (t != NULL). g may be
- * z itself: each element is read before it is written. */
-CECE_INLINE void FN(row_grad_)(const T *z, const T *t, T *g, int64_t n, T m, T log_s, T K,
+/* g_j = chain_j * (sK * p_j - scale * a_j) with a_j = uni * w_j (integer targets; the label's
+ * own entry is written by the caller) or a_j = w_j * (keep * t_j + uni) (t != NULL), where
+ * sK = scale * K was formed in float64 (see FN(scaled))). g may be z itself: each element is
+ * read before it is written. */
+CECE_INLINE void FN(row_grad_)(const T *z, const T *t, T *g, int64_t n, T m, T log_s, T sK,
                                T scale, T keep, T uni, const double *w, const int has_cap, T cap,
                                T inv_cap, const int has_w, const int has_t) {
 #pragma omp simd
@@ -73,14 +74,14 @@ CECE_INLINE void FN(row_grad_)(const T *z, const T *t, T *g, int64_t n, T m, T l
         T p = VEXP((zc - m) - log_s);
         T wj = has_w ? (T)w[j] : (T)1;
         T a = has_t ? wj * (keep * t[j] + uni) : wj * uni;
-        g[j] = scale * ((K * p - a) * FN(cap_chain)(zc, has_cap, inv_cap));
+        g[j] = (sK * p - FN(scaled)(scale, a)) * FN(cap_chain)(zc, has_cap, inv_cap);
     }
 }
 
-static void FN(row_grad)(const T *z, const T *t, T *g, int64_t n, T m, T log_s, T K, T scale,
+static void FN(row_grad)(const T *z, const T *t, T *g, int64_t n, T m, T log_s, T sK, T scale,
                          const double *w, const FN(consts) *k) {
     T keep = (T)k->keep, uni = (T)k->uni, cap = k->cap, inv = k->inv_cap;
-#define CECE_ROW_GRAD(HC, HW, HT) FN(row_grad_)(z, t, g, n, m, log_s, K, scale, keep, uni, w, HC, cap, inv, HW, HT)
+#define CECE_ROW_GRAD(HC, HW, HT) FN(row_grad_)(z, t, g, n, m, log_s, sK, scale, keep, uni, w, HC, cap, inv, HW, HT)
     if (t) {
         if (k->has_cap) { if (k->has_w) CECE_ROW_GRAD(1, 1, 1); else CECE_ROW_GRAD(1, 0, 1); }
         else { if (k->has_w) CECE_ROW_GRAD(0, 1, 1); else CECE_ROW_GRAD(0, 0, 1); }
@@ -240,40 +241,40 @@ static void FN(row_online)(const T *z, int64_t C, const FN(consts) *k, T *e, T *
     }
 }
 
-/* The gradient from the stored e_j: g_j = scale * (K * e_j * exp(ref_chunk - lse) - a_j). */
-CECE_INLINE void FN(chunk_grad_stored_)(T *g, const T *t, int64_t n, T Kf, T scale, T keep,
+/* The gradient from the stored e_j: g_j = sKf * e_j - scale * a_j, where
+ * sKf = scale * K * exp(ref_chunk - lse) was formed in float64. */
+CECE_INLINE void FN(chunk_grad_stored_)(T *g, const T *t, int64_t n, T sKf, T scale, T keep,
                                         T uni, const double *w, const int has_w,
                                         const int has_t) {
 #pragma omp simd
     for (int64_t j = 0; j < n; j++) {
         T wj = has_w ? (T)w[j] : (T)1;
         T a = has_t ? wj * (keep * t[j] + uni) : wj * uni;
-        g[j] = scale * (Kf * g[j] - a);
+        g[j] = sKf * g[j] - FN(scaled)(scale, a);
     }
 }
 
+/* scale = s / D in float64 (it may not fit a float, while scale * K does). */
 static void FN(row_grad_stored)(T *g, const T *t, int64_t C, const T *chunk_ref, double lse,
-                                double K, T scale, const double *w, const FN(consts) *k) {
+                                double K, double scale, const double *w, const FN(consts) *k) {
     const T keep = (T)k->keep, uni = (T)k->uni;
     for (int64_t c0 = 0, ci = 0; c0 < C; c0 += CECE_CHUNK, ci++) {
         const int64_t n = C - c0 < CECE_CHUNK ? C - c0 : CECE_CHUNK;
-        const double f = K * exp((double)chunk_ref[ci] - lse);
+        const T sKf = (T)(scale * K * exp((double)chunk_ref[ci] - lse));
         if (!t && k->uni == 0.0) { /* no target mass but the label's (written by the caller) */
-            const T sf = (T)((double)scale * f);
             T *gc = g + c0;
 #pragma omp simd
-            for (int64_t j = 0; j < n; j++) gc[j] *= sf;
+            for (int64_t j = 0; j < n; j++) gc[j] *= sKf;
             continue;
         }
-        const T Kf = (T)f;
         const T *tc = t ? t + c0 : NULL;
         const double *wc = w ? w + c0 : NULL;
         if (t) {
-            if (w) FN(chunk_grad_stored_)(g + c0, tc, n, Kf, scale, keep, uni, wc, 1, 1);
-            else FN(chunk_grad_stored_)(g + c0, tc, n, Kf, scale, keep, uni, wc, 0, 1);
+            if (w) FN(chunk_grad_stored_)(g + c0, tc, n, sKf, (T)scale, keep, uni, wc, 1, 1);
+            else FN(chunk_grad_stored_)(g + c0, tc, n, sKf, (T)scale, keep, uni, wc, 0, 1);
         } else {
-            if (w) FN(chunk_grad_stored_)(g + c0, tc, n, Kf, scale, keep, uni, wc, 1, 0);
-            else FN(chunk_grad_stored_)(g + c0, tc, n, Kf, scale, keep, uni, wc, 0, 0);
+            if (w) FN(chunk_grad_stored_)(g + c0, tc, n, sKf, (T)scale, keep, uni, wc, 1, 0);
+            else FN(chunk_grad_stored_)(g + c0, tc, n, sKf, (T)scale, keep, uni, wc, 0, 0);
         }
     }
 }
@@ -343,8 +344,8 @@ static void FN(ce_rows)(const cece_ce_args *a, const FN(consts) *k, int64_t p0, 
         acc->loss[lane] += s * loss;
         if (!g) continue;
         double scale = s * k->grad_scale;
-        if (store) FN(row_grad_stored)(g, t, C, chunk_ref, lse, K, (T)scale, w, k);
-        else FN(row_grad)(z, t, g, C, m, (T)log_s, (T)K, (T)scale, w, k);
+        if (store) FN(row_grad_stored)(g, t, C, chunk_ref, lse, K, scale, w, k);
+        else FN(row_grad)(z, t, g, C, m, (T)log_s, (T)(scale * K), (T)scale, w, k);
         if (!t) { /* the label's own entry, in float64 */
             double chain = k->has_cap ? 1.0 - ((double)zy / k->cap) * ((double)zy / k->cap) : 1.0;
             g[y] = (T)(scale * chain * FN(label_grad)(K, ay, dy, log_s, S, U));

@@ -13,7 +13,7 @@ typedef struct {
     double A[CECE_TILE], Ad[CECE_TILE];    /* smoothing / probability-target dot products */
     double loss[CECE_TILE], gy[CECE_TILE]; /* s * l; the label's own gradient entry */
     T m[CECE_TILE], zy[CECE_TILE], U[CECE_TILE], log_s[CECE_TILE]; /* U = S - 1 */
-    T K[CECE_TILE], KS[CECE_TILE], scale[CECE_TILE], valid[CECE_TILE];
+    T K[CECE_TILE], KS[CECE_TILE], scale[CECE_TILE], valid[CECE_TILE]; /* K, KS: scaled */
 } FN(tile_state);
 
 /* Labels, weights and denominator shares of positions p0.., vectorised across them (one
@@ -172,13 +172,13 @@ CECE_INLINE void FN(tile_grad_)(const T *zb, const T *tb, T *gb, int64_t C, int6
             T zz = FN(capped)(zc[i], has_cap, cap, inv_cap);
             T p = VEXPS((zz - st->m[i]) - st->log_s[i]);
             T a = has_t ? wc * (keep * tc[i] + uni) : wc * uni;
-            T v = st->scale[i] * ((st->K[i] * p - a) * FN(cap_chain)(zz, has_cap, inv_cap));
+            T v = (st->K[i] * p - FN(scaled)(st->scale[i], a)) * FN(cap_chain)(zz, has_cap, inv_cap);
             gc[i] = st->valid[i] != 0 ? v : (T)0;
         }
     }
 }
 
-/* The gradient from exps stored by tile_sumexp: g = scale * (K/S * e - a). */
+/* The gradient from exps stored by tile_sumexp: g = (scale K / S) e - scale a. */
 CECE_INLINE void FN(tile_grad_stored_)(const T *tb, T *gb, int64_t C, int64_t inner, int64_t nw,
                                        const FN(tile_state) *st, const double *w, T keep, T uni,
                                        const int has_t) {
@@ -189,7 +189,7 @@ CECE_INLINE void FN(tile_grad_stored_)(const T *tb, T *gb, int64_t C, int64_t in
 #pragma omp simd
         for (int64_t i = 0; i < nw; i++) {
             T a = has_t ? wc * (keep * tc[i] + uni) : wc * uni;
-            T v = st->scale[i] * (st->KS[i] * gc[i] - a);
+            T v = st->KS[i] * gc[i] - FN(scaled)(st->scale[i], a);
             gc[i] = st->valid[i] != 0 ? v : (T)0;
         }
     }
@@ -208,14 +208,17 @@ static void FN(tile_grad)(const T *zb, const T *tb, T *gb, int64_t C, int64_t in
 }
 
 /* The per-position finish, branch-free so that it vectorises like the rest: loss, and with
- * `want_grad` the gradient's per-position factors and the label's own entry. In T: a float32
- * loss needs no float64 log, and a vector of positions is twice as wide. The label's entry
- * K * p_y - a_y is taken as ((K - a_y) - a_y * U) / S when the label is a max (p_y = 1 / S),
- * so that it does not cancel however close p_y is to 1. */
+ * `want_grad` the gradient's per-position factors and the label's own entry. log S, lse and
+ * z_y - m in T (a float32 call needs no float64 log); the products with the weights in
+ * float64, since weights as small as 1e-40 are legitimate (the mean cancels their scale) and
+ * would vanish in a float. The label's entry K p_y - a_y is taken as ((K - a_y) - a_y U) / S
+ * when the label is a max (p_y = 1 / S), so that it does not cancel however close p_y is to
+ * 1. The gradient's factors: KS = scale K / S and sK = scale K, formed in float64 (scale =
+ * s / D may not fit a float where they do), and scale itself for the target masses. */
 CECE_INLINE void FN(tile_finish_)(const FN(consts) *k, int64_t nw, int labels,
                                   FN(tile_state) *st, const int want_grad, const int has_dot) {
-    const T keep = (T)k->keep, uni = (T)k->uni, W = (T)k->weight_sum, zl = (T)k->z_loss;
-    const double gs = k->grad_scale; /* 1 / D: may not fit a float when D is tiny */
+    const double keep = k->keep, uni = k->uni, W = k->weight_sum, zl = k->z_loss;
+    const double gs = k->grad_scale;
     const T inv_cap = k->inv_cap;
     const int has_cap = k->has_cap, has_zl = k->z_loss > 0.0;
 #pragma omp simd
@@ -226,31 +229,30 @@ CECE_INLINE void FN(tile_finish_)(const FN(consts) *k, int64_t nw, int labels,
         T lse = m + log_s;
         T zy = st->zy[i];
         T dy = zy - m;
-        T wy = (T)st->wy[i];
-        T label_part = keep * wy;
-        T A = labels ? label_part + uni * W : (T)st->A[i];
-        T label_term = label_part == 0 ? (T)0 : label_part * dy;
-        T Ad = labels ? label_term + (has_dot ? (T)st->Ad[i] : (T)0) : (T)st->Ad[i];
-        T zterm = has_zl ? zl * lse * lse : (T)0; /* skipped at 0: 0 * inf would be NaN */
-        T loss = A * log_s - Ad + zterm;
+        double wy = st->wy[i], ls = (double)log_s, lse_d = (double)lse;
+        double label_part = keep * wy;
+        double A = labels ? label_part + uni * W : st->A[i];
+        double label_term = label_part == 0.0 ? 0.0 : label_part * (double)dy;
+        double Ad = labels ? label_term + (has_dot ? st->Ad[i] : 0.0) : st->Ad[i];
+        double zterm = has_zl ? zl * lse_d * lse_d : 0.0; /* skipped at 0: 0 * inf is NaN */
+        double loss = A * ls - Ad + zterm;
         int valid = st->valid[i] != 0;
-        st->loss[i] = valid ? st->s[i] * (double)loss : 0.0;
+        st->loss[i] = valid ? st->s[i] * loss : 0.0;
         if (want_grad) {
-            T K = A + (has_zl ? 2 * zl * lse : (T)0);
-            T scale = (T)(st->s[i] * gs);
-            T ay = label_part + uni * wy;
-            T chain = has_cap ? 1 - (zy * inv_cap) * (zy * inv_cap) : (T)1;
-            T inv_s = 1 / (U + 1);
-            T general = K * VEXPS(dy - log_s) - ay;
+            double zgrad = has_zl ? 2.0 * zl * lse_d : 0.0;
+            double K = A + zgrad;
+            double scale = st->s[i] * gs;
+            double ay = label_part + uni * wy;
+            double chain = has_cap ? 1.0 - ((double)zy * inv_cap) * ((double)zy * inv_cap) : 1.0;
+            double inv_s = 1.0 / ((double)U + 1.0);
+            double general = K * (double)VEXPS(dy - log_s) - ay;
             /* K - a_y without forming K: it is small when the label holds nearly all the
              * target mass, and K's own rounding would swamp it */
-            T K_minus_ay = (T)(k->uni * (k->weight_sum - st->wy[i])) +
-                           (has_zl ? 2 * zl * lse : (T)0);
-            T at_max = (K_minus_ay - ay * U) * inv_s;
-            st->gy[i] = (double)(scale * chain * (dy == 0 ? at_max : general));
-            st->scale[i] = valid ? scale : (T)0;
-            st->K[i] = valid ? K : (T)0;
-            st->KS[i] = valid ? K * inv_s : (T)0; /* for the gradient from stored exps */
+            double at_max = ((uni * (W - wy) + zgrad) - ay * (double)U) * inv_s;
+            st->gy[i] = scale * chain * (dy == 0 ? at_max : general);
+            st->scale[i] = valid ? (T)scale : (T)0;
+            st->K[i] = valid ? (T)(scale * K) : (T)0;
+            st->KS[i] = valid ? (T)(scale * K * inv_s) : (T)0;
             st->log_s[i] = log_s;
         }
     }
@@ -275,8 +277,8 @@ CECE_INLINE void FN(tile_finish_plain_)(const FN(consts) *k, int64_t nw, FN(tile
             T at_max = -U * inv_s; /* p_y - 1 at a max, without cancellation */
             st->gy[i] = (double)(scale * (dy == 0 ? at_max : general));
             st->scale[i] = valid ? scale : (T)0;
-            st->K[i] = valid ? (T)1 : (T)0;
-            st->KS[i] = valid ? inv_s : (T)0;
+            st->K[i] = valid ? scale : (T)0;
+            st->KS[i] = valid ? scale * inv_s : (T)0;
             st->log_s[i] = log_s;
         }
     }
