@@ -67,17 +67,19 @@ def _scale(x: np.ndarray, by: np.ndarray, *over: Any) -> np.ndarray:
     or the 1/P of a row of subnormal probabilities times a tiny sample weight. Multiplied in
     turn they overflow (or underflow) on the way although the result is ordinary. So each
     factor is split into a mantissa in [0.5, 1) and a binary exponent (np.frexp): the
-    mantissas are combined with x, the exponents added, and the power of two applied once,
-    last (np.ldexp, which is exact unless the result itself is out of range). Zeros, infs
+    mantissas are combined, the exponents added, and the power of two applied once, last
+    (np.ldexp, which is exact unless the result itself is out of range). Zeros, infs
     and NaNs give what the plain product gives.
     """
-    by_mantissa, exponent = np.frexp(by)
+    x_mantissa, exponent = np.frexp(x)  # x too: a subnormal x times a mantissa would round
+    by_mantissa, by_exponent = np.frexp(by)
     ratio = by_mantissa
+    exponent = exponent + by_exponent
     for factor in over:
         mantissa, factor_exponent = np.frexp(factor)
         ratio = ratio / mantissa
         exponent = exponent - factor_exponent
-    return np.ldexp(x * ratio, exponent)
+    return np.ldexp(x_mantissa * ratio, exponent)
 
 
 def _target_distribution(call: CrossEntropyCall, valid: np.ndarray, labels: np.ndarray) -> np.ndarray:
