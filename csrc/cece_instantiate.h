@@ -1,6 +1,7 @@
 /* Instantiates the kernel body for float and double at one instruction-set level.
  * The including file defines CECE_LEVEL (baseline, avx2, avx512) and, before including
  * this, sets the compiler's target for the rest of the file. */
+#include <float.h>
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>

@@ -33,12 +33,23 @@ CECE_INLINE int FN(position_start)(const cece_ce_args *a, int64_t p, int64_t p0,
     return 1;
 }
 
-/* scale * a for a target mass a, 0 where a is 0. The gradient's scale s / D may not fit in a
- * float (tiny weights: D ~ 1e-40) while the products that carry the weights do; so those are
- * formed in float64 (scale * K) and this one alone is left to overflow, where it is not
- * multiplied by 0 (an inf, not inf * 0 = NaN). */
+/* scale * a for a target mass a, 0 where a is 0. The gradient's per-position factors (s / D
+ * and s K / D) are formed in float64: s / D may not fit in a float (tiny weights: D ~ 1e-40)
+ * while s K / D does. Where a factor does not fit in T (a gradient that overflows T, or tiny
+ * weights next to ordinary ones) the gradient loops take their `wide` form, with the factors
+ * applied in float64 and only the result rounded to T: an entry that overflows is then inf,
+ * and one with no target mass 0, never inf - inf or inf * 0. */
 CECE_INLINE T FN(scaled)(T scale, T a) {
     return a != (T)0 ? scale * a : (T)0;
+}
+
+CECE_INLINE double FN(scaled_wide)(double scale, T a) {
+    return a != (T)0 ? scale * (double)a : 0.0;
+}
+
+/* Whether a factor formed in float64 fits in T (always, for double). */
+CECE_INLINE int FN(fits)(double x) {
+    return sizeof(T) == sizeof(double) || !(fabs(x) > (double)FLT_MAX);
 }
 
 /* d z_capped / d z, from z_capped itself. */

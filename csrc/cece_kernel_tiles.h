@@ -13,7 +13,10 @@ typedef struct {
     double A[CECE_TILE], Ad[CECE_TILE];    /* smoothing / probability-target dot products */
     double loss[CECE_TILE], gy[CECE_TILE]; /* s * l; the label's own gradient entry */
     T m[CECE_TILE], zy[CECE_TILE], U[CECE_TILE], log_s[CECE_TILE]; /* U = S - 1 */
-    T K[CECE_TILE], KS[CECE_TILE], scale[CECE_TILE], valid[CECE_TILE]; /* K, KS: scaled */
+    T valid[CECE_TILE];
+    /* the gradient's factors (FN(scaled)): scale K, scale K / S and scale, in float64 and T */
+    double K[CECE_TILE], KS[CECE_TILE], scale[CECE_TILE];
+    T Kt[CECE_TILE], KSt[CECE_TILE], scalet[CECE_TILE];
 } FN(tile_state);
 
 /* Labels, weights and denominator shares of positions p0.., vectorised across them (one
@@ -161,7 +164,8 @@ static void FN(tile_dot)(const T *zb, const T *tb, int64_t C, int64_t inner, int
 
 CECE_INLINE void FN(tile_grad_)(const T *zb, const T *tb, T *gb, int64_t C, int64_t inner,
                                 int64_t nw, const FN(tile_state) *st, const double *w, T keep,
-                                T uni, const int has_cap, T cap, T inv_cap, const int has_t) {
+                                T uni, const int has_cap, T cap, T inv_cap, const int has_t,
+                                const int wide) {
     for (int64_t c = 0; c < C; c++) {
         const T *zc = zb + c * inner;
         const T *tc = has_t ? tb + c * inner : NULL;
@@ -172,7 +176,9 @@ CECE_INLINE void FN(tile_grad_)(const T *zb, const T *tb, T *gb, int64_t C, int6
             T zz = FN(capped)(zc[i], has_cap, cap, inv_cap);
             T p = VEXPS((zz - st->m[i]) - st->log_s[i]);
             T a = has_t ? wc * (keep * tc[i] + uni) : wc * uni;
-            T v = (st->K[i] * p - FN(scaled)(st->scale[i], a)) * FN(cap_chain)(zz, has_cap, inv_cap);
+            T chain = FN(cap_chain)(zz, has_cap, inv_cap);
+            T v = wide ? (T)((st->K[i] * (double)p - FN(scaled_wide)(st->scale[i], a)) * (double)chain)
+                       : (st->Kt[i] * p - FN(scaled)(st->scalet[i], a)) * chain;
             gc[i] = st->valid[i] != 0 ? v : (T)0;
         }
     }
@@ -181,7 +187,7 @@ CECE_INLINE void FN(tile_grad_)(const T *zb, const T *tb, T *gb, int64_t C, int6
 /* The gradient from exps stored by tile_sumexp: g = (scale K / S) e - scale a. */
 CECE_INLINE void FN(tile_grad_stored_)(const T *tb, T *gb, int64_t C, int64_t inner, int64_t nw,
                                        const FN(tile_state) *st, const double *w, T keep, T uni,
-                                       const int has_t) {
+                                       const int has_t, const int wide) {
     for (int64_t c = 0; c < C; c++) {
         const T *tc = has_t ? tb + c * inner : NULL;
         T *gc = gb + c * inner;
@@ -189,21 +195,26 @@ CECE_INLINE void FN(tile_grad_stored_)(const T *tb, T *gb, int64_t C, int64_t in
 #pragma omp simd
         for (int64_t i = 0; i < nw; i++) {
             T a = has_t ? wc * (keep * tc[i] + uni) : wc * uni;
-            T v = st->KS[i] * gc[i] - FN(scaled)(st->scale[i], a);
+            T v = wide ? (T)(st->KS[i] * (double)gc[i] - FN(scaled_wide)(st->scale[i], a))
+                       : st->KSt[i] * gc[i] - FN(scaled)(st->scalet[i], a);
             gc[i] = st->valid[i] != 0 ? v : (T)0;
         }
     }
 }
 
 static void FN(tile_grad)(const T *zb, const T *tb, T *gb, int64_t C, int64_t inner, int64_t nw,
-                          const FN(tile_state) *st, const double *w, const FN(consts) *k) {
+                          const FN(tile_state) *st, const double *w, const FN(consts) *k,
+                          int wide) {
     T keep = (T)k->keep, uni = (T)k->uni;
-    if (k->has_cap) {
-        if (tb) FN(tile_grad_)(zb, tb, gb, C, inner, nw, st, w, keep, uni, 1, k->cap, k->inv_cap, 1);
-        else FN(tile_grad_)(zb, tb, gb, C, inner, nw, st, w, keep, uni, 1, k->cap, k->inv_cap, 0);
+    if (wide) { /* rare: one loop with every option */
+        FN(tile_grad_)(zb, tb, gb, C, inner, nw, st, w, keep, uni, k->has_cap, k->cap, k->inv_cap,
+                       tb != NULL, 1);
+    } else if (k->has_cap) {
+        if (tb) FN(tile_grad_)(zb, tb, gb, C, inner, nw, st, w, keep, uni, 1, k->cap, k->inv_cap, 1, 0);
+        else FN(tile_grad_)(zb, tb, gb, C, inner, nw, st, w, keep, uni, 1, k->cap, k->inv_cap, 0, 0);
     } else {
-        if (tb) FN(tile_grad_)(zb, tb, gb, C, inner, nw, st, w, keep, uni, 0, k->cap, k->inv_cap, 1);
-        else FN(tile_grad_)(zb, tb, gb, C, inner, nw, st, w, keep, uni, 0, k->cap, k->inv_cap, 0);
+        if (tb) FN(tile_grad_)(zb, tb, gb, C, inner, nw, st, w, keep, uni, 0, k->cap, k->inv_cap, 1, 0);
+        else FN(tile_grad_)(zb, tb, gb, C, inner, nw, st, w, keep, uni, 0, k->cap, k->inv_cap, 0, 0);
     }
 }
 
@@ -250,9 +261,12 @@ CECE_INLINE void FN(tile_finish_)(const FN(consts) *k, int64_t nw, int labels,
              * target mass, and K's own rounding would swamp it */
             double at_max = ((uni * (W - wy) + zgrad) - ay * (double)U) * inv_s;
             st->gy[i] = scale * chain * (dy == 0 ? at_max : general);
-            st->scale[i] = valid ? (T)scale : (T)0;
-            st->K[i] = valid ? (T)(scale * K) : (T)0;
-            st->KS[i] = valid ? (T)(scale * K * inv_s) : (T)0;
+            st->scale[i] = valid ? scale : 0.0;
+            st->K[i] = valid ? scale * K : 0.0;
+            st->KS[i] = valid ? scale * K * inv_s : 0.0;
+            st->scalet[i] = (T)st->scale[i];
+            st->Kt[i] = (T)st->K[i];
+            st->KSt[i] = (T)st->KS[i];
             st->log_s[i] = log_s;
         }
     }
@@ -276,9 +290,10 @@ CECE_INLINE void FN(tile_finish_plain_)(const FN(consts) *k, int64_t nw, FN(tile
             T general = VEXPS(dy - log_s) - 1;
             T at_max = -U * inv_s; /* p_y - 1 at a max, without cancellation */
             st->gy[i] = (double)(scale * (dy == 0 ? at_max : general));
-            st->scale[i] = valid ? scale : (T)0;
-            st->K[i] = valid ? scale : (T)0;
-            st->KS[i] = valid ? scale * inv_s : (T)0;
+            st->scalet[i] = st->Kt[i] = valid ? scale : (T)0;
+            st->KSt[i] = valid ? scale * inv_s : (T)0;
+            st->scale[i] = st->K[i] = (double)st->scalet[i];
+            st->KS[i] = (double)st->KSt[i];
             st->log_s[i] = log_s;
         }
     }
@@ -336,11 +351,16 @@ static void FN(tile_core)(const cece_ce_args *a, const FN(consts) *k, const T *z
     cece_add_to_lanes(acc->loss, st.loss, nw);
     cece_add_to_lanes(acc->den, st.dw, nw);
     if (!gb) return;
+    /* A factor that does not fit in T sends the tile's gradient through float64. */
+    int wide = 0;
+    for (int64_t i = 0; i < nw; i++)
+        wide |= !FN(fits)(st.K[i]) || !FN(fits)(st.KS[i]) || !FN(fits)(st.scale[i]);
     if (store) {
-        if (tb) FN(tile_grad_stored_)(tb, gb, C, stride, nw, &st, a->class_weight, (T)k->keep, (T)k->uni, 1);
-        else FN(tile_grad_stored_)(tb, gb, C, stride, nw, &st, a->class_weight, (T)k->keep, (T)k->uni, 0);
+        if (wide) FN(tile_grad_stored_)(tb, gb, C, stride, nw, &st, a->class_weight, (T)k->keep, (T)k->uni, tb != NULL, 1);
+        else if (tb) FN(tile_grad_stored_)(tb, gb, C, stride, nw, &st, a->class_weight, (T)k->keep, (T)k->uni, 1, 0);
+        else FN(tile_grad_stored_)(tb, gb, C, stride, nw, &st, a->class_weight, (T)k->keep, (T)k->uni, 0, 0);
     } else {
-        FN(tile_grad)(zb, tb, gb, C, stride, nw, &st, a->class_weight, k);
+        FN(tile_grad)(zb, tb, gb, C, stride, nw, &st, a->class_weight, k, wide);
     }
     if (labels)
         for (int64_t i = 0; i < nw; i++)
