@@ -33,23 +33,25 @@ CECE_INLINE int FN(position_start)(const cece_ce_args *a, int64_t p, int64_t p0,
     return 1;
 }
 
-/* scale * a for a target mass a, 0 where a is 0. The gradient's per-position factors (s / D
- * and s K / D) are formed in float64: s / D may not fit in a float (tiny weights: D ~ 1e-40)
- * while s K / D does. Where a factor does not fit in T (a gradient that overflows T, or tiny
- * weights next to ordinary ones) the gradient loops take their `wide` form, with the factors
- * applied in float64 and only the result rounded to T: an entry that overflows is then inf,
- * and one with no target mass 0, never inf - inf or inf * 0. */
+/* A gradient entry is scale * (K p_j - a_j) with scale = s / D. The fast loops apply the
+ * factors in T, pre-multiplied in float64 (scale K and scale, for scale * a_j where a_j != 0):
+ * s / D alone may not fit in a float (tiny weights: D ~ 1e-40) while s K / D does. Where a
+ * pre-multiplied factor does not fit in T or is not finite (a gradient that overflows, tiny
+ * weights beside ordinary ones) the loops take their `wide` form: the difference K p_j - a_j
+ * in float64, then times scale, then rounded to T: an entry that overflows is inf, one whose
+ * difference is 0 stays 0 while scale is finite (never inf - inf, or inf * 0 from a product
+ * that overflowed on the way). */
 CECE_INLINE T FN(scaled)(T scale, T a) {
     return a != (T)0 ? scale * a : (T)0;
 }
 
-CECE_INLINE double FN(scaled_wide)(double scale, T a) {
-    return a != (T)0 ? scale * (double)a : 0.0;
+CECE_INLINE T FN(wide_entry)(double difference, double scale) {
+    return (T)(difference * scale); /* 0 * inf (D = 0) stays NaN, as PyTorch's 0 / 0 */
 }
 
-/* Whether a factor formed in float64 fits in T (always, for double). */
+/* Whether a factor pre-multiplied in float64 can be used in T. */
 CECE_INLINE int FN(fits)(double x) {
-    return sizeof(T) == sizeof(double) || !(fabs(x) > (double)FLT_MAX);
+    return isfinite(x) && (sizeof(T) == sizeof(double) || fabs(x) <= (double)FLT_MAX);
 }
 
 /* d z_capped / d z, from z_capped itself. */

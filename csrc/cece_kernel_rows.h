@@ -61,15 +61,14 @@ static void FN(row_probdot)(const T *z, const T *t, int64_t n, T m, const double
     }
 }
 
-/* g_j = chain_j * (sK * p_j - scale * a_j) with a_j = uni * w_j (integer targets; the label's
- * own entry is written by the caller) or a_j = w_j * (keep * t_j + uni) (t != NULL), the
- * factors sK = scale * K and scale formed in float64 (FN(scaled)). g may be z itself: each
- * element is read before it is written. */
-CECE_INLINE void FN(row_grad_)(const T *z, const T *t, T *g, int64_t n, T m, T log_s, double sK,
+/* g_j = chain_j * scale * (K p_j - a_j) with a_j = uni * w_j (integer targets; the label's
+ * own entry is written by the caller) or a_j = w_j * (keep * t_j + uni) (t != NULL); the
+ * factors as FN(scaled) says. g may be z itself: each element is read before it is written. */
+CECE_INLINE void FN(row_grad_)(const T *z, const T *t, T *g, int64_t n, T m, T log_s, double K,
                                double scale, T keep, T uni, const double *w, const int has_cap,
                                T cap, T inv_cap, const int has_w, const int has_t,
                                const int wide) {
-    const T sKt = (T)sK, scalet = (T)scale;
+    const T sKt = (T)(scale * K), scalet = (T)scale;
 #pragma omp simd
     for (int64_t j = 0; j < n; j++) {
         T zc = FN(capped)(z[j], has_cap, cap, inv_cap);
@@ -77,20 +76,20 @@ CECE_INLINE void FN(row_grad_)(const T *z, const T *t, T *g, int64_t n, T m, T l
         T wj = has_w ? (T)w[j] : (T)1;
         T a = has_t ? wj * (keep * t[j] + uni) : wj * uni;
         T chain = FN(cap_chain)(zc, has_cap, inv_cap);
-        if (wide) g[j] = (T)((sK * (double)p - FN(scaled_wide)(scale, a)) * (double)chain);
+        if (wide) g[j] = FN(wide_entry)((K * (double)p - (double)a) * (double)chain, scale);
         else g[j] = (sKt * p - FN(scaled)(scalet, a)) * chain;
     }
 }
 
-static void FN(row_grad)(const T *z, const T *t, T *g, int64_t n, T m, T log_s, double sK,
+static void FN(row_grad)(const T *z, const T *t, T *g, int64_t n, T m, T log_s, double K,
                          double scale, const double *w, const FN(consts) *k) {
     T keep = (T)k->keep, uni = (T)k->uni, cap = k->cap, inv = k->inv_cap;
-    if (!FN(fits)(sK) || !FN(fits)(scale)) { /* rare: one loop with every option */
-        FN(row_grad_)(z, t, g, n, m, log_s, sK, scale, keep, uni, w, k->has_cap, cap, inv,
+    if (!FN(fits)(scale * K) || !FN(fits)(scale)) { /* rare: one loop with every option */
+        FN(row_grad_)(z, t, g, n, m, log_s, K, scale, keep, uni, w, k->has_cap, cap, inv,
                       k->has_w, t != NULL, 1);
         return;
     }
-#define CECE_ROW_GRAD(HC, HW, HT) FN(row_grad_)(z, t, g, n, m, log_s, sK, scale, keep, uni, w, HC, cap, inv, HW, HT, 0)
+#define CECE_ROW_GRAD(HC, HW, HT) FN(row_grad_)(z, t, g, n, m, log_s, K, scale, keep, uni, w, HC, cap, inv, HW, HT, 0)
     if (t) {
         if (k->has_cap) { if (k->has_w) CECE_ROW_GRAD(1, 1, 1); else CECE_ROW_GRAD(1, 0, 1); }
         else { if (k->has_w) CECE_ROW_GRAD(0, 1, 1); else CECE_ROW_GRAD(0, 0, 1); }
@@ -250,17 +249,17 @@ static void FN(row_online)(const T *z, int64_t C, const FN(consts) *k, T *e, T *
     }
 }
 
-/* The gradient from the stored e_j: g_j = sKf * e_j - scale * a_j, the factors formed in
- * float64, sKf = scale * K * exp(ref_chunk - lse) (FN(scaled)). */
-CECE_INLINE void FN(chunk_grad_stored_)(T *g, const T *t, int64_t n, double sKf, double scale,
+/* The gradient from the stored e_j: g_j = scale * (Kf e_j - a_j), Kf = K exp(ref_chunk - lse),
+ * the factors as FN(scaled) says. */
+CECE_INLINE void FN(chunk_grad_stored_)(T *g, const T *t, int64_t n, double Kf, double scale,
                                         T keep, T uni, const double *w, const int has_w,
                                         const int has_t, const int wide) {
-    const T sKft = (T)sKf, scalet = (T)scale;
+    const T sKft = (T)(scale * Kf), scalet = (T)scale;
 #pragma omp simd
     for (int64_t j = 0; j < n; j++) {
         T wj = has_w ? (T)w[j] : (T)1;
         T a = has_t ? wj * (keep * t[j] + uni) : wj * uni;
-        if (wide) g[j] = (T)(sKf * (double)g[j] - FN(scaled_wide)(scale, a));
+        if (wide) g[j] = FN(wide_entry)(Kf * (double)g[j] - (double)a, scale);
         else g[j] = sKft * g[j] - FN(scaled)(scalet, a);
     }
 }
@@ -271,30 +270,23 @@ static void FN(row_grad_stored)(T *g, const T *t, int64_t C, const T *chunk_ref,
     const T keep = (T)k->keep, uni = (T)k->uni;
     for (int64_t c0 = 0, ci = 0; c0 < C; c0 += CECE_CHUNK, ci++) {
         const int64_t n = C - c0 < CECE_CHUNK ? C - c0 : CECE_CHUNK;
-        const double sKf = scale * K * exp((double)chunk_ref[ci] - lse);
-        const int wide = !FN(fits)(sKf) || !FN(fits)(scale);
+        const double Kf = K * exp((double)chunk_ref[ci] - lse);
+        const int wide = !FN(fits)(scale * Kf) || !FN(fits)(scale);
         T *gc = g + c0;
-        if (!t && k->uni == 0.0) { /* no target mass but the label's (written by the caller) */
-            const T sKft = (T)sKf;
-            if (wide) {
-#pragma omp simd
-                for (int64_t j = 0; j < n; j++) gc[j] = (T)(sKf * (double)gc[j]);
-            } else {
-#pragma omp simd
-                for (int64_t j = 0; j < n; j++) gc[j] *= sKft;
-            }
-            continue;
-        }
         const T *tc = t ? t + c0 : NULL;
         const double *wc = w ? w + c0 : NULL;
         if (wide) { /* rare: one loop with every option */
-            FN(chunk_grad_stored_)(gc, tc, n, sKf, scale, keep, uni, wc, w != NULL, t != NULL, 1);
+            FN(chunk_grad_stored_)(gc, tc, n, Kf, scale, keep, uni, wc, w != NULL, t != NULL, 1);
+        } else if (!t && k->uni == 0.0) { /* no target mass but the label's (written apart) */
+            const T sKft = (T)(scale * Kf);
+#pragma omp simd
+            for (int64_t j = 0; j < n; j++) gc[j] *= sKft;
         } else if (t) {
-            if (w) FN(chunk_grad_stored_)(gc, tc, n, sKf, scale, keep, uni, wc, 1, 1, 0);
-            else FN(chunk_grad_stored_)(gc, tc, n, sKf, scale, keep, uni, wc, 0, 1, 0);
+            if (w) FN(chunk_grad_stored_)(gc, tc, n, Kf, scale, keep, uni, wc, 1, 1, 0);
+            else FN(chunk_grad_stored_)(gc, tc, n, Kf, scale, keep, uni, wc, 0, 1, 0);
         } else {
-            if (w) FN(chunk_grad_stored_)(gc, tc, n, sKf, scale, keep, uni, wc, 1, 0, 0);
-            else FN(chunk_grad_stored_)(gc, tc, n, sKf, scale, keep, uni, wc, 0, 0, 0);
+            if (w) FN(chunk_grad_stored_)(gc, tc, n, Kf, scale, keep, uni, wc, 1, 0, 0);
+            else FN(chunk_grad_stored_)(gc, tc, n, Kf, scale, keep, uni, wc, 0, 0, 0);
         }
     }
 }
@@ -365,7 +357,7 @@ static void FN(ce_rows)(const cece_ce_args *a, const FN(consts) *k, int64_t p0, 
         if (!g) continue;
         double scale = s * k->grad_scale;
         if (store) FN(row_grad_stored)(g, t, C, chunk_ref, lse, K, scale, w, k);
-        else FN(row_grad)(z, t, g, C, m, (T)log_s, scale * K, scale, w, k);
+        else FN(row_grad)(z, t, g, C, m, (T)log_s, K, scale, w, k);
         if (!t) { /* the label's own entry, in float64 */
             double chain = k->has_cap ? 1.0 - ((double)zy / k->cap) * ((double)zy / k->cap) : 1.0;
             g[y] = (T)(scale * chain * FN(label_grad)(K, ay, dy, log_s, S, U));

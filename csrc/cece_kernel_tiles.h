@@ -14,7 +14,8 @@ typedef struct {
     double loss[CECE_TILE], gy[CECE_TILE]; /* s * l; the label's own gradient entry */
     T m[CECE_TILE], zy[CECE_TILE], U[CECE_TILE], log_s[CECE_TILE]; /* U = S - 1 */
     T valid[CECE_TILE];
-    /* the gradient's factors (FN(scaled)): scale K, scale K / S and scale, in float64 and T */
+    /* the gradient's factors (FN(scaled)): K, K / S and scale in float64; scale K,
+     * scale K / S and scale in T */
     double K[CECE_TILE], KS[CECE_TILE], scale[CECE_TILE];
     T Kt[CECE_TILE], KSt[CECE_TILE], scalet[CECE_TILE];
 } FN(tile_state);
@@ -177,7 +178,8 @@ CECE_INLINE void FN(tile_grad_)(const T *zb, const T *tb, T *gb, int64_t C, int6
             T p = VEXPS((zz - st->m[i]) - st->log_s[i]);
             T a = has_t ? wc * (keep * tc[i] + uni) : wc * uni;
             T chain = FN(cap_chain)(zz, has_cap, inv_cap);
-            T v = wide ? (T)((st->K[i] * (double)p - FN(scaled_wide)(st->scale[i], a)) * (double)chain)
+            T v = wide ? FN(wide_entry)((st->K[i] * (double)p - (double)a) * (double)chain,
+                                        st->scale[i])
                        : (st->Kt[i] * p - FN(scaled)(st->scalet[i], a)) * chain;
             gc[i] = st->valid[i] != 0 ? v : (T)0;
         }
@@ -195,7 +197,7 @@ CECE_INLINE void FN(tile_grad_stored_)(const T *tb, T *gb, int64_t C, int64_t in
 #pragma omp simd
         for (int64_t i = 0; i < nw; i++) {
             T a = has_t ? wc * (keep * tc[i] + uni) : wc * uni;
-            T v = wide ? (T)(st->KS[i] * (double)gc[i] - FN(scaled_wide)(st->scale[i], a))
+            T v = wide ? FN(wide_entry)(st->KS[i] * (double)gc[i] - (double)a, st->scale[i])
                        : st->KSt[i] * gc[i] - FN(scaled)(st->scalet[i], a);
             gc[i] = st->valid[i] != 0 ? v : (T)0;
         }
@@ -262,11 +264,11 @@ CECE_INLINE void FN(tile_finish_)(const FN(consts) *k, int64_t nw, int labels,
             double at_max = ((uni * (W - wy) + zgrad) - ay * (double)U) * inv_s;
             st->gy[i] = scale * chain * (dy == 0 ? at_max : general);
             st->scale[i] = valid ? scale : 0.0;
-            st->K[i] = valid ? scale * K : 0.0;
-            st->KS[i] = valid ? scale * K * inv_s : 0.0;
+            st->K[i] = valid ? K : 0.0;
+            st->KS[i] = valid ? K * inv_s : 0.0;
             st->scalet[i] = (T)st->scale[i];
-            st->Kt[i] = (T)st->K[i];
-            st->KSt[i] = (T)st->KS[i];
+            st->Kt[i] = (T)(st->scale[i] * st->K[i]);
+            st->KSt[i] = (T)(st->scale[i] * st->KS[i]);
             st->log_s[i] = log_s;
         }
     }
@@ -292,8 +294,9 @@ CECE_INLINE void FN(tile_finish_plain_)(const FN(consts) *k, int64_t nw, FN(tile
             st->gy[i] = (double)(scale * (dy == 0 ? at_max : general));
             st->scalet[i] = st->Kt[i] = valid ? scale : (T)0;
             st->KSt[i] = valid ? scale * inv_s : (T)0;
-            st->scale[i] = st->K[i] = (double)st->scalet[i];
-            st->KS[i] = (double)st->KSt[i];
+            st->scale[i] = (double)st->scalet[i];
+            st->K[i] = 1.0;
+            st->KS[i] = (double)inv_s;
             st->log_s[i] = log_s;
         }
     }
@@ -354,7 +357,8 @@ static void FN(tile_core)(const cece_ce_args *a, const FN(consts) *k, const T *z
     /* A factor that does not fit in T sends the tile's gradient through float64. */
     int wide = 0;
     for (int64_t i = 0; i < nw; i++)
-        wide |= !FN(fits)(st.K[i]) || !FN(fits)(st.KS[i]) || !FN(fits)(st.scale[i]);
+        wide |= !FN(fits)(st.scale[i] * st.K[i]) || !FN(fits)(st.scale[i] * st.KS[i]) ||
+                !FN(fits)(st.scale[i]);
     if (store) {
         if (wide) FN(tile_grad_stored_)(tb, gb, C, stride, nw, &st, a->class_weight, (T)k->keep, (T)k->uni, tb != NULL, 1);
         else if (tb) FN(tile_grad_stored_)(tb, gb, C, stride, nw, &st, a->class_weight, (T)k->keep, (T)k->uni, 1, 0);
