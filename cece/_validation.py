@@ -191,24 +191,38 @@ def _weights(x: Any, name: str, shape: tuple[int, ...], nonnegative: bool) -> Op
     return arr
 
 
-def _near_one(w: Optional[np.ndarray]) -> Optional[np.ndarray]:
-    """Weights for reduction="mean", multiplied by a power of two when their largest
-    magnitude lies beyond 2**+-60.
+def _mean_exponent(w: Optional[np.ndarray]) -> int:
+    """The power of two that brings the weights' largest magnitude near one for
+    reduction="mean" (0 when it lies within 2**+-60 already, or there are no weights).
 
     The mean's loss and gradient do not change when every sample weight (or, with integer
     targets, every class weight) is multiplied by the same number: it cancels against the
-    denominator D. With a
-    power of two the multiplication is exact, so nothing changes at all, except that D, 1/D
-    and s/D stay in range: weights of 1e-310 would make 1/D overflow to inf before it meets
-    the weights in the gradient's numerator.
+    denominator D. With a power of two the multiplication is exact, so nothing changes at
+    all, except that D, 1/D and s/D stay in range: weights of 1e-310 would make 1/D overflow
+    to inf before it meets the weights in the gradient's numerator.
     """
     if w is None:
-        return None
+        return 0
     top = float(np.abs(w).max(initial=0.0))
     if top == 0.0 or 2.0**-60 <= top <= 2.0**60:
+        return 0
+    return -math.frexp(top)[1]
+
+
+def _scaled(w: Optional[np.ndarray], k: int) -> Optional[np.ndarray]:
+    if w is None or k == 0:
         return w
     # out=: an array even for the 0-d sample weight of a 1-d call (ldexp gives a scalar there)
-    return np.ldexp(w, -math.frexp(top)[1], out=np.empty_like(w))
+    return np.ldexp(w, k, out=np.empty_like(w))
+
+
+def _exact_ldexp(v: float, k: int) -> Optional[float]:
+    """v * 2**k when that is exact (no overflow, no rounding into the subnormals), else None."""
+    try:
+        r = math.ldexp(v, k)
+    except OverflowError:
+        return None
+    return r if math.ldexp(r, -k) == v else None
 
 
 def _target(target: Any, logits: np.ndarray, batch_shape: tuple[int, ...], classes: int):
@@ -275,9 +289,14 @@ def prepare_cross_entropy(
     w = _weights(weight, "weight", (classes,), nonnegative=True)
     sw = _weights(sample_weight, "sample_weight", batch_shape, nonnegative=False)
     if reduction == "mean":
-        sw = _near_one(sw)
-        if labels is not None:  # probability targets' D is sum(s): their mean scales with w
-            w = _near_one(w)
+        sw = _scaled(sw, _mean_exponent(sw))
+        # Class weights only with integer targets: probability targets' D is sum(s), their
+        # mean scales with w. z_loss's term carries no class weight, so it is scaled with
+        # them, exactly, or neither is.
+        k = _mean_exponent(w) if labels is not None else 0
+        lam_k = _exact_ldexp(lam, k)
+        if k and lam_k is not None:
+            w, lam = _scaled(w, k), lam_k
     return CrossEntropyCall(
         z, ax, outer, classes, inner, batch_shape, labels, original, probs, w, sw,
         ignore, eps, reduction, from_logits, lam, cap, threads,

@@ -475,6 +475,36 @@ def test_mean_is_unchanged_by_scaling_the_weights(dtype, power):
     np.testing.assert_allclose(one[1], cece.cross_entropy_grad(x[0], y[0]), rtol=4 * eps)
 
 
+@pytest.mark.parametrize("dtype", FLOATS)
+@pytest.mark.parametrize("power", [-230, -70, 70, 230])
+def test_mean_with_z_loss_and_class_weights_far_from_one(dtype, power):
+    """z_loss's term carries no class weight, so the mean (sum_i w_yi l_i + z_loss lse_i^2)
+    / sum_i w_yi grows as the class weights shrink: the weights' power-of-two rescaling must
+    not cancel it (found by the long hypothesis profile: weights of 1.6e-70 gave log 2)."""
+    rng = np.random.default_rng(abs(power) + 1)
+    x = rng.standard_normal((6, 5)).astype(dtype)
+    y = rng.integers(0, 5, 6)
+    w = np.ldexp(rng.uniform(0.5, 2.0, 5), power)
+    kw = dict(weight=w, z_loss=1e-4)
+    loss, grad = cece.cross_entropy_with_grad(x, y, **kw)
+    # the oracle: "sum" (which no rescaling touches) over D, in float64
+    D = float(np.sum(w[y]))
+    with np.errstate(over="ignore"):
+        exp_loss = np.float64(ref.cross_entropy(x.astype(np.float64), y, reduction="sum", **kw)) / D
+        exp_grad = ref.cross_entropy_grad(x.astype(np.float64), y, reduction="sum", **kw) / D
+        in_range = np.isfinite(exp_loss.astype(dtype)), np.isfinite(exp_grad.astype(dtype))
+    rtol = 1e-5 if dtype == np.float32 else 1e-12
+    if in_range[0]:
+        np.testing.assert_allclose(float(loss), exp_loss, rtol=rtol)
+    else:  # beyond the dtype: inf, as the rounded exact value
+        assert float(loss) == np.inf
+    finite = in_range[1]
+    np.testing.assert_allclose(grad[finite], exp_grad[finite], rtol=rtol,
+                               atol=rtol * float(np.abs(exp_grad[finite]).max(initial=0)))
+    assert np.array_equal(np.sign(grad[~finite]), np.sign(exp_grad[~finite]))
+    assert not np.isnan(grad).any()
+
+
 @IMPLS
 def test_probability_inputs_with_subnormal_sum(impl):
     """from_logits=False, C = 1, subnormal p: q = 1 is clipped, so the gradient is 0 (not
