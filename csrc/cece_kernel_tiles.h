@@ -327,6 +327,8 @@ static void FN(tile_core)(const cece_ce_args *a, const FN(consts) *k, const T *z
         for (int64_t i = 0; i < nw; i++)
             st.zy[i] = st.y[i] >= 0 ? FN(capped)(zb[st.y[i] * stride + i], k->has_cap, k->cap, k->inv_cap)
                                     : (T)0;
+    else /* no label: tile_finish_ computes a label entry all the same, unused (valgrind) */
+        for (int64_t i = 0; i < nw; i++) st.zy[i] = 0;
     /* Store the exps in gb for the gradient, unless gb is zb and a later pass still needs
      * the logits (the same rule as the rows' k->store_exp). */
     const int store = gb && !k->has_cap && (gb != zb || (labels && k->uni == 0.0));

@@ -193,9 +193,9 @@ def _error_scales(logits, target, kwargs):
             a = w * ((1 - eps) * t + eps / C)
             a_max, A = np.abs(a).max(axis=-1), np.abs(a).sum(axis=-1)
         z_loss = kwargs.get("z_loss", 0.0)
-        K = A + 2 * z_loss * M
-        loss_scale = A * M + z_loss * M * M
-        grad_scale = K * M + a_max
+        K = A + _times(2 * z_loss, M)
+        loss_scale = _times(A, M) + _times(z_loss, M * M)
+        grad_scale = _times(K, M) + a_max
         if not kwargs.get("from_logits", True):
             # q = p / P, clipped to [1e-7, 1 - 1e-7]: |log r| <= 16.2, |a / r| <= 1e7 |a|
             P = np.abs(x).sum(axis=-1)
@@ -206,6 +206,13 @@ def _error_scales(logits, target, kwargs):
         loss_floor = 8 * tiny * (1 + loss_scale) * np.maximum(1, s)
         grad_floor = 8 * tiny * (1 + grad_scale) * np.maximum(1, s)
         return s * loss_scale, s * grad_scale, loss_floor, grad_floor
+
+
+def _times(a, b):
+    """a * b, where no mass (a zero factor) bounds nothing even beside an unbounded (inf)
+    magnitude: 0, not NaN."""
+    with np.errstate(invalid="ignore", over="ignore"):
+        return np.where((np.asarray(a) == 0) | (np.asarray(b) == 0), 0.0, np.multiply(a, b))
 
 
 def assert_close(actual, expected, scale, rtol, what, floor=0.0):
