@@ -26,12 +26,15 @@ CECE_INLINE void FN(small_plain_)(const cece_ce_args *a, const FN(consts) *k, in
     int64_t y[B];
     double loss_sum[B], count[B];
     for (int64_t l = 0; l < B; l++) loss_sum[l] = count[l] = 0.0;
+    if ((p1 - p0) % B != 0) {
+        /* The lanes of the last, partial block past its last row are computed and dropped:
+         * they must hold values (an earlier block's, or these) */
+        memset(zt, 0, (size_t)(C * B) * sizeof(T));
+        memset(m, 0, sizeof m);
+    }
     for (int64_t b0 = p0; b0 < p1; b0 += B) {
         const int64_t nw = p1 - b0 < B ? p1 - b0 : B;
         ROWS_TO_TILE_MAX((const T *)a->logits + b0 * C, C, nw, B, zt, m);
-        if (nw < B) /* lanes past the last row are computed and dropped: give them values */
-            for (int64_t c = -1; c < C; c++)
-                for (int64_t l = nw; l < B; l++) (c < 0 ? m : zt + c * B)[l] = 0;
         int64_t nbad = 0;
 #pragma omp simd reduction(+ : nbad)
         for (int64_t l = 0; l < B; l++) {
