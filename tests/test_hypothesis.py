@@ -550,15 +550,19 @@ def test_gradient_rows_and_reductions(problem):
             assert abs(total - float(np.sum(none))) <= tol
             D, D_abs = _mean_denominator(target, kwargs)
             mean = float(cece.cross_entropy(logits, target, **dict(kwargs, reduction="mean")))
+            # the sum before it is rounded to the logits' dtype (a float32 sum of 1e-81 is 0,
+            # but over D = 1e-139 it makes a mean of inf): the reference's, in float64
+            wide = float(ref.cross_entropy(np.asarray(logits, np.float64), target,
+                                           **dict(kwargs, reduction="sum")))
             if 0 < abs(D) < np.finfo(np.float64).smallest_normal or D == 0 and _has_mass(target, kwargs):
                 pass  # "sum" and D underflow (see _skip_ill_conditioned): nothing to check against
             elif D != 0:
                 with np.errstate(over="ignore"):
-                    exact = float(compute(total / D))  # the mean is rounded to the compute dtype
+                    exact = float(compute(wide / D))  # the mean is rounded to the compute dtype
                 assert mean == exact or abs(mean - exact) <= tol / abs(D) + 4 * eps * abs(exact)
             else:  # nan for 0 / 0 (nothing to average); a z-loss over zero class weights: inf
                 with np.errstate(divide="ignore", invalid="ignore"):
-                    expected = np.float64(total) / np.float64(0.0)
+                    expected = np.float64(wide) / np.float64(0.0)
                 assert mean == expected or (math.isnan(mean) and math.isnan(expected))
     if kwargs["from_logits"] and kwargs.get("softcap") is None and np.isfinite(logits).all() \
             and logits.size:
