@@ -205,7 +205,7 @@ def _error_scales(logits, target, kwargs):
         s = np.ones(x.shape[:-1]) if kwargs.get("sample_weight") is None else np.abs(kwargs["sample_weight"])
         loss_floor = 8 * tiny * (1 + loss_scale) * np.maximum(1, s)
         grad_floor = 8 * tiny * (1 + grad_scale) * np.maximum(1, s)
-        return s * loss_scale, s * grad_scale, loss_floor, grad_floor
+        return _times(s, loss_scale), _times(s, grad_scale), loss_floor, grad_floor
 
 
 def _times(a, b):
