@@ -51,7 +51,8 @@ def _log_sum_shifted_exp(z: np.ndarray, m: np.ndarray, axis: int = -1):
     would round away their low digits, and log S is all in them. A row with NaN, +inf or
     only -inf has NaN there instead of 1, and stays NaN.
     """
-    e = np.exp(z - m)
+    with np.errstate(over="ignore"):  # a difference beyond the range is -inf: its exp is 0
+        e = np.exp(z - m)
     first_max = np.argmax(z, axis=axis, keepdims=True)  # a NaN's index in a row holding one
     top = np.take_along_axis(e, first_max, axis=axis)  # 1, or NaN
     np.put_along_axis(e, first_max, 0.0, axis=axis)
@@ -240,7 +241,7 @@ def _prepare_x(x, axis, num_threads):
 
 def _log_softmax64(arr: np.ndarray, axis: int) -> np.ndarray:
     x = arr.astype(np.float64)
-    with np.errstate(invalid="ignore"):
+    with np.errstate(invalid="ignore", over="ignore"):  # a log-probability below -max is -inf
         m = x.max(axis=axis, keepdims=True)
         return (x - m) - _log_sum_shifted_exp(x, m, axis)[0]
 
