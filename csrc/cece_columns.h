@@ -20,6 +20,12 @@
 
 #if defined(__AVX2__) || defined(__AVX512F__)
 #include <immintrin.h>
+
+/* Lane l of a gather reads row l of the block: offsets l * step. */
+CECE_INLINE __m256i cece_lane_times8(int64_t step) {
+    return _mm256_mullo_epi32(_mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7),
+                              _mm256_set1_epi32((int)step));
+}
 #endif
 
 /* ---- the portable loops ------------------------------------------------------------- */
@@ -50,16 +56,10 @@
 
 #if defined(__AVX512F__)
 
-/* Lane l reads row l of the block: offsets l * C. */
 CECE_INLINE __m512i cece_lane_times16(int64_t step) {
     return _mm512_mullo_epi32(
         _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
         _mm512_set1_epi32((int)step));
-}
-
-CECE_INLINE __m256i cece_lane_times8(int64_t step) {
-    return _mm256_mullo_epi32(_mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7),
-                              _mm256_set1_epi32((int)step));
 }
 
 CECE_INLINE __mmask16 cece_first16(int64_t n) {
@@ -70,93 +70,52 @@ CECE_INLINE __mmask8 cece_first8(int64_t n) {
     return n >= 8 ? (__mmask8)0xff : (__mmask8)((1u << n) - 1);
 }
 
-CECE_INLINE void cece_rows_to_tile_f32(const float *z, int64_t C, int64_t nw, int64_t stride,
-                                       float *tile) {
-    const __m512i off = cece_lane_times16(C);
-    for (int64_t i0 = 0; i0 < nw; i0 += 16) {
-        const __mmask16 live = cece_first16(nw - i0);
-        const float *base = z + i0 * C;
-        for (int64_t c = 0; c < C; c++)
-            _mm512_storeu_ps(tile + c * stride + i0,
-                             _mm512_mask_i32gather_ps(_mm512_setzero_ps(), live, off, base + c, 4));
+/* One set of transpositions per dtype: X is the intrinsics' suffix (ps / pd), L the lanes,
+ * OFF and FIRST the lane offsets and the mask of the first n lanes. m == NULL: no maxima
+ * (the calls pass it as a constant, so the inlined max is dropped). */
+#define CECE_AVX512_COLUMNS(T, SUF, X, V, L, MASK, OFF, FIRST)                             \
+    CECE_INLINE void cece_rows_to_tile_max_##SUF(const T *z, int64_t C, int64_t nw,        \
+                                                 int64_t stride, T *tile, T *m) {           \
+        const __typeof__(OFF(0)) off = OFF(C);                                              \
+        for (int64_t i0 = 0; i0 < nw; i0 += L) {                                            \
+            const MASK live = FIRST(nw - i0);                                               \
+            const T *base = z + i0 * C;                                                     \
+            V top = _mm512_set1_##X(-INFINITY);                                             \
+            for (int64_t c = 0; c < C; c++) {                                               \
+                V v = _mm512_mask_i32gather_##X(_mm512_setzero_##X(), live, off, base + c,  \
+                                                sizeof(T));                                 \
+                _mm512_storeu_##X(tile + c * stride + i0, v);                               \
+                top = _mm512_max_##X(v, top); /* v > top ? v : top: a NaN v keeps top */    \
+            }                                                                               \
+            if (m) _mm512_storeu_##X(m + i0, top);                                          \
+        }                                                                                   \
+    }                                                                                       \
+    CECE_INLINE void cece_rows_to_tile_##SUF(const T *z, int64_t C, int64_t nw,            \
+                                             int64_t stride, T *tile) {                     \
+        cece_rows_to_tile_max_##SUF(z, C, nw, stride, tile, NULL);                          \
+    }                                                                                       \
+    CECE_INLINE void cece_tile_to_rows_##SUF(const T *tile, int64_t C, int64_t nw,         \
+                                             int64_t stride, T *g) {                        \
+        const __typeof__(OFF(0)) off = OFF(stride);                                         \
+        for (int64_t c0 = 0; c0 < C; c0 += L) {                                             \
+            const MASK cls = FIRST(C - c0);                                                 \
+            const T *col = tile + c0 * stride;                                              \
+            for (int64_t i = 0; i < nw; i++)                                                \
+                _mm512_mask_storeu_##X(g + i * C + c0, cls,                                 \
+                                       _mm512_mask_i32gather_##X(_mm512_setzero_##X(), cls, \
+                                                                 off, col + i, sizeof(T))); \
+        }                                                                                   \
     }
-}
 
-CECE_INLINE void cece_rows_to_tile_max_f32(const float *z, int64_t C, int64_t nw, int64_t stride,
-                                           float *tile, float *m) {
-    const __m512i off = cece_lane_times16(C);
-    for (int64_t i0 = 0; i0 < nw; i0 += 16) {
-        const __mmask16 live = cece_first16(nw - i0);
-        const float *base = z + i0 * C;
-        __m512 top = _mm512_set1_ps(-INFINITY);
-        for (int64_t c = 0; c < C; c++) {
-            __m512 v = _mm512_mask_i32gather_ps(_mm512_setzero_ps(), live, off, base + c, 4);
-            _mm512_storeu_ps(tile + c * stride + i0, v);
-            top = _mm512_max_ps(v, top); /* v > top ? v : top: a NaN v keeps top */
-        }
-        _mm512_storeu_ps(m + i0, top);
-    }
-}
-
-CECE_INLINE void cece_tile_to_rows_f32(const float *tile, int64_t C, int64_t nw, int64_t stride,
-                                       float *g) {
-    const __m512i off = cece_lane_times16(stride);
-    for (int64_t c0 = 0; c0 < C; c0 += 16) {
-        const __mmask16 cls = cece_first16(C - c0);
-        const float *col = tile + c0 * stride;
-        for (int64_t i = 0; i < nw; i++)
-            _mm512_mask_storeu_ps(
-                g + i * C + c0, cls,
-                _mm512_mask_i32gather_ps(_mm512_setzero_ps(), cls, off, col + i, 4));
-    }
-}
-
-CECE_INLINE void cece_rows_to_tile_f64(const double *z, int64_t C, int64_t nw, int64_t stride,
-                                       double *tile) {
-    const __m256i off = cece_lane_times8(C);
-    for (int64_t i0 = 0; i0 < nw; i0 += 8) {
-        const __mmask8 live = cece_first8(nw - i0);
-        const double *base = z + i0 * C;
-        for (int64_t c = 0; c < C; c++)
-            _mm512_storeu_pd(tile + c * stride + i0,
-                             _mm512_mask_i32gather_pd(_mm512_setzero_pd(), live, off, base + c, 8));
-    }
-}
-
-CECE_INLINE void cece_rows_to_tile_max_f64(const double *z, int64_t C, int64_t nw, int64_t stride,
-                                           double *tile, double *m) {
-    const __m256i off = cece_lane_times8(C);
-    for (int64_t i0 = 0; i0 < nw; i0 += 8) {
-        const __mmask8 live = cece_first8(nw - i0);
-        const double *base = z + i0 * C;
-        __m512d top = _mm512_set1_pd(-INFINITY);
-        for (int64_t c = 0; c < C; c++) {
-            __m512d v = _mm512_mask_i32gather_pd(_mm512_setzero_pd(), live, off, base + c, 8);
-            _mm512_storeu_pd(tile + c * stride + i0, v);
-            top = _mm512_max_pd(v, top);
-        }
-        _mm512_storeu_pd(m + i0, top);
-    }
-}
-
-CECE_INLINE void cece_tile_to_rows_f64(const double *tile, int64_t C, int64_t nw, int64_t stride,
-                                       double *g) {
-    const __m256i off = cece_lane_times8(stride);
-    for (int64_t c0 = 0; c0 < C; c0 += 8) {
-        const __mmask8 cls = cece_first8(C - c0);
-        const double *col = tile + c0 * stride;
-        for (int64_t i = 0; i < nw; i++)
-            _mm512_mask_storeu_pd(
-                g + i * C + c0, cls,
-                _mm512_mask_i32gather_pd(_mm512_setzero_pd(), cls, off, col + i, 8));
-    }
-}
+CECE_AVX512_COLUMNS(float, f32, ps, __m512, 16, __mmask16, cece_lane_times16, cece_first16)
+CECE_AVX512_COLUMNS(double, f64, pd, __m512d, 8, __mmask8, cece_lane_times8, cece_first8)
 
 #elif defined(__AVX2__)
 
-/* AVX2 gathers take a vector mask: lanes below n set. */
-CECE_INLINE __m256i cece_first_lanes8(int64_t n) {
-    return _mm256_cmpgt_epi32(_mm256_set1_epi32((int)n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+/* AVX2 gathers take a vector mask, lanes below n set, and 32-bit offsets l * C. */
+CECE_INLINE __m256 cece_first_lanes8(int64_t n) {
+    return _mm256_castsi256_ps(
+        _mm256_cmpgt_epi32(_mm256_set1_epi32((int)n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7)));
 }
 
 CECE_INLINE __m256d cece_first_lanes4(int64_t n) {
@@ -164,48 +123,35 @@ CECE_INLINE __m256d cece_first_lanes4(int64_t n) {
         _mm256_cmpgt_epi64(_mm256_set1_epi64x(n), _mm256_setr_epi64x(0, 1, 2, 3)));
 }
 
-CECE_INLINE void cece_rows_to_tile_max_f32(const float *z, int64_t C, int64_t nw, int64_t stride,
-                                           float *tile, float *m) {
-    const __m256i off = _mm256_mullo_epi32(_mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7),
-                                           _mm256_set1_epi32((int)C));
-    for (int64_t i0 = 0; i0 < nw; i0 += 8) {
-        const __m256 live = _mm256_castsi256_ps(cece_first_lanes8(nw - i0));
-        const float *base = z + i0 * C;
-        __m256 top = _mm256_set1_ps(-INFINITY);
-        for (int64_t c = 0; c < C; c++) {
-            __m256 v = _mm256_mask_i32gather_ps(_mm256_setzero_ps(), base + c, off, live, 4);
-            _mm256_storeu_ps(tile + c * stride + i0, v);
-            top = _mm256_max_ps(v, top); /* v > top ? v : top: a NaN v keeps top */
-        }
-        if (m) _mm256_storeu_ps(m + i0, top);
+CECE_INLINE __m128i cece_lane_times4(int64_t step) {
+    return _mm_mullo_epi32(_mm_setr_epi32(0, 1, 2, 3), _mm_set1_epi32((int)step));
+}
+
+/* As CECE_AVX512_COLUMNS, the way in only; V is also the mask's type. */
+#define CECE_AVX2_COLUMNS(T, SUF, X, V, L, OFF, FIRST)                                     \
+    CECE_INLINE void cece_rows_to_tile_max_##SUF(const T *z, int64_t C, int64_t nw,        \
+                                                 int64_t stride, T *tile, T *m) {           \
+        const __typeof__(OFF(0)) off = OFF(C);                                              \
+        for (int64_t i0 = 0; i0 < nw; i0 += L) {                                            \
+            const V live = FIRST(nw - i0);                                                  \
+            const T *base = z + i0 * C;                                                     \
+            V top = _mm256_set1_##X(-INFINITY);                                             \
+            for (int64_t c = 0; c < C; c++) {                                               \
+                V v = _mm256_mask_i32gather_##X(_mm256_setzero_##X(), base + c, off, live,  \
+                                                sizeof(T));                                 \
+                _mm256_storeu_##X(tile + c * stride + i0, v);                               \
+                top = _mm256_max_##X(v, top); /* v > top ? v : top: a NaN v keeps top */    \
+            }                                                                               \
+            if (m) _mm256_storeu_##X(m + i0, top);                                          \
+        }                                                                                   \
+    }                                                                                       \
+    CECE_INLINE void cece_rows_to_tile_##SUF(const T *z, int64_t C, int64_t nw,            \
+                                             int64_t stride, T *tile) {                     \
+        cece_rows_to_tile_max_##SUF(z, C, nw, stride, tile, NULL);                          \
     }
-}
 
-CECE_INLINE void cece_rows_to_tile_f32(const float *z, int64_t C, int64_t nw, int64_t stride,
-                                       float *tile) {
-    cece_rows_to_tile_max_f32(z, C, nw, stride, tile, NULL);
-}
-
-CECE_INLINE void cece_rows_to_tile_max_f64(const double *z, int64_t C, int64_t nw, int64_t stride,
-                                           double *tile, double *m) {
-    const __m128i off = _mm_mullo_epi32(_mm_setr_epi32(0, 1, 2, 3), _mm_set1_epi32((int)C));
-    for (int64_t i0 = 0; i0 < nw; i0 += 4) {
-        const __m256d live = cece_first_lanes4(nw - i0);
-        const double *base = z + i0 * C;
-        __m256d top = _mm256_set1_pd(-INFINITY);
-        for (int64_t c = 0; c < C; c++) {
-            __m256d v = _mm256_mask_i32gather_pd(_mm256_setzero_pd(), base + c, off, live, 8);
-            _mm256_storeu_pd(tile + c * stride + i0, v);
-            top = _mm256_max_pd(v, top);
-        }
-        if (m) _mm256_storeu_pd(m + i0, top);
-    }
-}
-
-CECE_INLINE void cece_rows_to_tile_f64(const double *z, int64_t C, int64_t nw, int64_t stride,
-                                       double *tile) {
-    cece_rows_to_tile_max_f64(z, C, nw, stride, tile, NULL);
-}
+CECE_AVX2_COLUMNS(float, f32, ps, __m256, 8, cece_lane_times8, cece_first_lanes8)
+CECE_AVX2_COLUMNS(double, f64, pd, __m256d, 4, cece_lane_times4, cece_first_lanes4)
 
 /* The way back stays scalar: AVX2 has no masked gather-and-store that beats it. */
 CECE_PLAIN_TO_ROWS(float, cece_tile_to_rows_f32)
