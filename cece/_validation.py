@@ -294,8 +294,8 @@ def prepare_cross_entropy(
         # mean scales with w. z_loss's term carries no class weight, so it is scaled with
         # them, exactly, or neither is.
         k = _mean_exponent(w) if labels is not None else 0
-        lam_k = _exact_ldexp(lam, k)
-        if k and lam_k is not None:
+        lam_k = _exact_ldexp(lam, k) if k else None
+        if lam_k is not None:
             w, lam = _scaled(w, k), lam_k
     return CrossEntropyCall(
         z, ax, outer, classes, inner, batch_shape, labels, original, probs, w, sw,
