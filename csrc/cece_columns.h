@@ -6,8 +6,9 @@
  * Left to itself the compiler emulates these strided copies one element at a time (about
  * 3.5 ns a row for C = 10); with AVX2 or AVX-512 a gather per class (per row on the way
  * back) moves a whole vector of rows at once (about 1.9 ns a row on the way in), on the load
- * ports, which the exp arithmetic that follows leaves idle. Other targets keep the plain
- * loops. Included by cece_instantiate.h after the level's target pragma.
+ * ports, which the exp arithmetic that follows leaves idle; AVX-512 float32 gathers pairs of
+ * classes (half the loads). Other targets keep the plain loops. Also here: each row's label
+ * logit (PICK). Included by cece_instantiate.h after the level's target pragma.
  */
 #ifndef CECE_COLUMNS_H
 #define CECE_COLUMNS_H
@@ -54,6 +55,11 @@ CECE_INLINE __m256i cece_lane_times8(int64_t step) {
             for (int64_t c = 0; c < C; c++) g[i * C + c] = tile[c * stride + i];           \
     }
 
+#define CECE_PLAIN_PICK(T, NAME)                                                           \
+    CECE_INLINE void NAME(const T *z, int64_t C, int64_t n, const int64_t *y, T *out) {    \
+        for (int64_t l = 0; l < n; l++) out[l] = y[l] >= 0 ? z[l * C + y[l]] : (T)0;       \
+    }
+
 #if defined(__AVX512F__)
 
 CECE_INLINE __m512i cece_lane_times16(int64_t step) {
@@ -72,8 +78,9 @@ CECE_INLINE __mmask8 cece_first8(int64_t n) {
 
 /* One set of transpositions per dtype: X is the intrinsics' suffix (ps / pd), L the lanes,
  * OFF and FIRST the lane offsets and the mask of the first n lanes. m == NULL: no maxima
- * (the calls pass it as a constant, so the inlined max is dropped). */
-#define CECE_AVX512_COLUMNS(T, SUF, X, V, L, MASK, OFF, FIRST)                             \
+ * (the calls pass it as a constant, so the inlined max is dropped). The way in, one element
+ * per lane, is the float64 one; float32's pairs classes (below). */
+#define CECE_AVX512_TO_TILE(T, SUF, X, V, L, MASK, OFF, FIRST)                             \
     CECE_INLINE void cece_rows_to_tile_max_##SUF(const T *z, int64_t C, int64_t nw,        \
                                                  int64_t stride, T *tile, T *m) {           \
         const __typeof__(OFF(0)) off = OFF(C);                                              \
@@ -89,11 +96,9 @@ CECE_INLINE __mmask8 cece_first8(int64_t n) {
             }                                                                               \
             if (m) _mm512_storeu_##X(m + i0, top);                                          \
         }                                                                                   \
-    }                                                                                       \
-    CECE_INLINE void cece_rows_to_tile_##SUF(const T *z, int64_t C, int64_t nw,            \
-                                             int64_t stride, T *tile) {                     \
-        cece_rows_to_tile_max_##SUF(z, C, nw, stride, tile, NULL);                          \
-    }                                                                                       \
+    }
+
+#define CECE_AVX512_TO_ROWS(T, SUF, X, L, MASK, OFF, FIRST)                                \
     CECE_INLINE void cece_tile_to_rows_##SUF(const T *tile, int64_t C, int64_t nw,         \
                                              int64_t stride, T *g) {                        \
         const __typeof__(OFF(0)) off = OFF(stride);                                         \
@@ -107,8 +112,77 @@ CECE_INLINE __mmask8 cece_first8(int64_t n) {
         }                                                                                   \
     }
 
-CECE_AVX512_COLUMNS(float, f32, ps, __m512, 16, __mmask16, cece_lane_times16, cece_first16)
-CECE_AVX512_COLUMNS(double, f64, pd, __m512d, 8, __mmask8, cece_lane_times8, cece_first8)
+/* float32: a row's classes c and c + 1 are one 64-bit element, so two gathers of 8 such
+ * pairs (rows 0-7 and 8-15) bring two classes of 16 rows with half the loads of two 16-lane
+ * gathers (the loads are what a gather costs), and two permutes part the pairs into the two
+ * classes. An odd C's last class comes by a 16-lane gather. */
+CECE_INLINE void cece_rows_to_tile_max_f32(const float *z, int64_t C, int64_t nw,
+                                           int64_t stride, float *tile, float *m) {
+    const __m512i off = cece_lane_times16(C);
+    const __m256i off_lo = _mm512_castsi512_si256(off), off_hi = _mm512_extracti64x4_epi64(off, 1);
+    const __m512i evens = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26,
+                                            28, 30);
+    const __m512i odds = _mm512_add_epi32(evens, _mm512_set1_epi32(1));
+    for (int64_t i0 = 0; i0 < nw; i0 += 16) {
+        const __mmask16 live = cece_first16(nw - i0);
+        const __mmask8 live_lo = (__mmask8)live, live_hi = (__mmask8)(live >> 8);
+        const float *base = z + i0 * C;
+        __m512 top = _mm512_set1_ps(-INFINITY);
+        int64_t c = 0;
+        for (; c + 1 < C; c += 2) {
+            __m512 lo = _mm512_castpd_ps(_mm512_mask_i32gather_pd(
+                _mm512_setzero_pd(), live_lo, off_lo, base + c, sizeof(float)));
+            __m512 hi = _mm512_castpd_ps(_mm512_mask_i32gather_pd(
+                _mm512_setzero_pd(), live_hi, off_hi, base + c, sizeof(float)));
+            __m512 v0 = _mm512_permutex2var_ps(lo, evens, hi);
+            __m512 v1 = _mm512_permutex2var_ps(lo, odds, hi);
+            _mm512_storeu_ps(tile + c * stride + i0, v0);
+            _mm512_storeu_ps(tile + (c + 1) * stride + i0, v1);
+            top = _mm512_max_ps(v0, top); /* v > top ? v : top: a NaN v keeps top */
+            top = _mm512_max_ps(v1, top);
+        }
+        if (c < C) {
+            __m512 v = _mm512_mask_i32gather_ps(_mm512_setzero_ps(), live, off, base + c,
+                                                sizeof(float));
+            _mm512_storeu_ps(tile + c * stride + i0, v);
+            top = _mm512_max_ps(v, top);
+        }
+        if (m) _mm512_storeu_ps(m + i0, top);
+    }
+}
+
+/* The label's logit of each row: out[l] = y[l] >= 0 ? z[l * C + y[l]] : 0 for l < n, a
+ * multiple of 8. Read from the rows (in L1 since their transposition), not from the tile,
+ * whose fresh stores a gather from it would wait for. */
+#define CECE_AVX512_PICK(T, SUF, GATHER, ZERO, STORE)                                      \
+    CECE_INLINE void cece_pick_##SUF(const T *z, int64_t C, int64_t n, const int64_t *y,   \
+                                     T *out) {                                              \
+        const __m512i step = _mm512_set1_epi64(8 * C);                                      \
+        __m512i rows = _mm512_mullo_epi64(_mm512_setr_epi64(0, 1, 2, 3, 4, 5, 6, 7),       \
+                                          _mm512_set1_epi64(C));                            \
+        for (int64_t l0 = 0; l0 < n; l0 += 8, rows = _mm512_add_epi64(rows, step)) {       \
+            const __m512i yl = _mm512_loadu_si512(y + l0);                                  \
+            const __mmask8 ok = _mm512_cmpge_epi64_mask(yl, _mm512_setzero_si512());       \
+            STORE(out + l0, GATHER(ZERO, ok, _mm512_add_epi64(rows, yl), z, sizeof(T)));    \
+        }                                                                                   \
+    }
+
+CECE_AVX512_PICK(float, f32, _mm512_mask_i64gather_ps, _mm256_setzero_ps(), _mm256_storeu_ps)
+CECE_AVX512_PICK(double, f64, _mm512_mask_i64gather_pd, _mm512_setzero_pd(), _mm512_storeu_pd)
+
+CECE_AVX512_TO_TILE(double, f64, pd, __m512d, 8, __mmask8, cece_lane_times8, cece_first8)
+CECE_AVX512_TO_ROWS(float, f32, ps, 16, __mmask16, cece_lane_times16, cece_first16)
+CECE_AVX512_TO_ROWS(double, f64, pd, 8, __mmask8, cece_lane_times8, cece_first8)
+
+CECE_INLINE void cece_rows_to_tile_f32(const float *z, int64_t C, int64_t nw, int64_t stride,
+                                       float *tile) {
+    cece_rows_to_tile_max_f32(z, C, nw, stride, tile, NULL);
+}
+
+CECE_INLINE void cece_rows_to_tile_f64(const double *z, int64_t C, int64_t nw, int64_t stride,
+                                       double *tile) {
+    cece_rows_to_tile_max_f64(z, C, nw, stride, tile, NULL);
+}
 
 #elif defined(__AVX2__)
 
@@ -156,6 +230,8 @@ CECE_AVX2_COLUMNS(double, f64, pd, __m256d, 4, cece_lane_times4, cece_first_lane
 /* The way back stays scalar: AVX2 has no masked gather-and-store that beats it. */
 CECE_PLAIN_TO_ROWS(float, cece_tile_to_rows_f32)
 CECE_PLAIN_TO_ROWS(double, cece_tile_to_rows_f64)
+CECE_PLAIN_PICK(float, cece_pick_f32)
+CECE_PLAIN_PICK(double, cece_pick_f64)
 
 #else
 
@@ -165,6 +241,8 @@ CECE_PLAIN_TO_TILE_MAX(float, cece_rows_to_tile_max_f32, cece_rows_to_tile_f32)
 CECE_PLAIN_TO_TILE_MAX(double, cece_rows_to_tile_max_f64, cece_rows_to_tile_f64)
 CECE_PLAIN_TO_ROWS(float, cece_tile_to_rows_f32)
 CECE_PLAIN_TO_ROWS(double, cece_tile_to_rows_f64)
+CECE_PLAIN_PICK(float, cece_pick_f32)
+CECE_PLAIN_PICK(double, cece_pick_f64)
 
 #endif
 

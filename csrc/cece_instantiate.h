@@ -6,6 +6,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 
+#include "cece_avx512.h"
 #include "cece_columns.h"
 #include "cece_math.h"
 #include "cece_work.h"
@@ -22,6 +23,11 @@
 #define ROWS_TO_TILE cece_rows_to_tile_f32
 #define ROWS_TO_TILE_MAX cece_rows_to_tile_max_f32
 #define TILE_TO_ROWS cece_tile_to_rows_f32
+#define PICK_LABEL_LOGITS cece_pick_f32
+#if defined(__AVX512F__)
+#define SMALL_SUMS cece_small_sums_f32
+#define EXPS_ARRAY cece_exps_array_f32
+#endif
 #include "cece_kernel_body.h"
 #undef T
 #undef SUF
@@ -32,6 +38,9 @@
 #undef ROWS_TO_TILE
 #undef ROWS_TO_TILE_MAX
 #undef TILE_TO_ROWS
+#undef PICK_LABEL_LOGITS
+#undef SMALL_SUMS
+#undef EXPS_ARRAY
 
 #define T double
 #define SUF CECE_LEVEL_PASTE(f64, CECE_LEVEL)
@@ -42,6 +51,11 @@
 #define ROWS_TO_TILE cece_rows_to_tile_f64
 #define ROWS_TO_TILE_MAX cece_rows_to_tile_max_f64
 #define TILE_TO_ROWS cece_tile_to_rows_f64
+#define PICK_LABEL_LOGITS cece_pick_f64
+#if defined(__AVX512F__)
+#define SMALL_SUMS cece_small_sums_f64
+#define EXPS_ARRAY cece_exps_array_f64
+#endif
 #include "cece_kernel_body.h"
 #undef T
 #undef SUF
@@ -52,3 +66,6 @@
 #undef ROWS_TO_TILE
 #undef ROWS_TO_TILE_MAX
 #undef TILE_TO_ROWS
+#undef PICK_LABEL_LOGITS
+#undef SMALL_SUMS
+#undef EXPS_ARRAY

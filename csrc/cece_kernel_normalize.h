@@ -99,6 +99,10 @@ int FN(normalize)(int op, int64_t outer, int64_t C, int64_t inner, const T *x, T
 
 void FN(exp_array)(const T *x, T *y, int64_t n, int shifted) {
     if (shifted) {
+#ifdef EXPS_ARRAY
+        EXPS_ARRAY(x, y, n); /* the form the level's small-C loop uses */
+        return;
+#endif
 #pragma omp simd
         for (int64_t i = 0; i < n; i++) y[i] = VEXPS(x[i]);
     } else {

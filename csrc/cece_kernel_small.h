@@ -5,14 +5,48 @@
 /* ---- small C, the common call: a few vectors of rows at a time ------------------------ */
 
 /* Integer labels, no weights, smoothing, z-loss or softcap, C < CECE_SMALL_C: the same maths
- * as tile_core, leaner. A block is CECE_SMALL_BLOCK rows (a few vectors of T), transposed by
+ * as tile_core, leaner. A block is CECE_SMALL_BLOCK rows (two vectors of T), transposed by
  * gathers into a tile that stays in L1; the loss is summed across the item's blocks in float64
  * vector lanes and folded into the item's lanes once, at the end (the denominator here is a
- * count of valid positions, exact in any order). */
+ * count of valid positions, exact in any order). Items are whole blocks (cece_work.h). */
 #ifndef CECE_SMALL_BLOCK_VECS
 #define CECE_SMALL_BLOCK_VECS 2
 #endif
 #define CECE_SMALL_BLOCK (CECE_SMALL_BLOCK_VECS * 64 / (int64_t)sizeof(T))
+
+/* The class loop: for each class c of a block, e = exp(zt[c] - m) per row, summed apart from
+ * the maxima (rest: the e of x != 0; NaN is no max and goes to the rest) with the maxima
+ * counted (ones, exactly: ties count each), so that U = (ones - 1) + rest is S - 1 without
+ * cancellation; et, if not NULL, gets the e. Levels with SMALL_SUMS (AVX-512) have their
+ * own, the same bits. */
+CECE_INLINE void FN(small_sums_)(const T *zt, const T *m, int64_t C, T *et, T *rest, T *ones,
+                                  const int store) {
+    enum { B = CECE_SMALL_BLOCK };
+    for (int64_t l = 0; l < B; l++) rest[l] = ones[l] = 0;
+    for (int64_t c = 0; c < C; c++) {
+#pragma omp simd
+        for (int64_t l = 0; l < B; l++) {
+            T x = zt[c * B + l] - m[l];
+            T e = VEXPS(x);
+            if (store) et[c * B + l] = e;
+            T other = x != (T)0 ? (T)1 : (T)0;
+            rest[l] += e * other;
+            ones[l] += (T)1 - other;
+        }
+    }
+}
+
+/* store as a constant: a conditional store would cost SSE2 its vector loop */
+CECE_INLINE void FN(small_sums)(const T *zt, const T *m, int64_t C, T *et, T *rest, T *ones) {
+    if (et) FN(small_sums_)(zt, m, C, et, rest, ones, 1);
+    else FN(small_sums_)(zt, m, C, et, rest, ones, 0);
+}
+#ifndef SMALL_SUMS
+#define SMALL_SUMS FN(small_sums)
+#define CECE_SMALL_SUMS_PORTABLE
+#elif CECE_SMALL_BLOCK_VECS != 2
+#error "the levels' own SMALL_SUMS take blocks of two 64-byte vectors of rows"
+#endif
 
 CECE_INLINE void FN(small_plain_)(const cece_ce_args *a, const FN(consts) *k, int64_t p0,
                                   int64_t p1, cece_sums *acc, int64_t *bad, const int want_grad) {
@@ -24,8 +58,9 @@ CECE_INLINE void FN(small_plain_)(const cece_ce_args *a, const FN(consts) *k, in
     T zt[CECE_SMALL_C * B], et[CECE_SMALL_C * B], m[B];
     T zy[B], valid[B], rest[B], ones[B], loss[B], gy[B], factor[B];
     int64_t y[B];
-    double loss_sum[B], count[B];
-    for (int64_t l = 0; l < B; l++) loss_sum[l] = count[l] = 0.0;
+    double loss_sum[B];
+    int64_t nvalid = 0;
+    for (int64_t l = 0; l < B; l++) loss_sum[l] = 0.0;
     if ((p1 - p0) % B != 0) {
         /* The lanes of the last, partial block past its last row are computed and dropped:
          * they must hold values (an earlier block's, or these) */
@@ -35,35 +70,22 @@ CECE_INLINE void FN(small_plain_)(const cece_ce_args *a, const FN(consts) *k, in
     for (int64_t b0 = p0; b0 < p1; b0 += B) {
         const int64_t nw = p1 - b0 < B ? p1 - b0 : B;
         ROWS_TO_TILE_MAX((const T *)a->logits + b0 * C, C, nw, B, zt, m);
-        int64_t nbad = 0;
-#pragma omp simd reduction(+ : nbad)
+        int64_t nbad = 0, nok = 0;
+#pragma omp simd reduction(+ : nbad, nok)
         for (int64_t l = 0; l < B; l++) {
             const int64_t label = l < nw ? labels[b0 + (l < nw ? l : 0)] : ignore;
             /* As cece_position_weight: ignore_index first, then the range. */
             y[l] = label == ignore ? CECE_IGNORED : ((uint64_t)label < (uint64_t)C ? label : CECE_BAD);
             valid[l] = y[l] >= 0 ? (T)1 : (T)0;
             nbad += y[l] == CECE_BAD;
+            nok += y[l] >= 0;
         }
+        nvalid += nok;
         if (nbad > 0)
             for (int64_t l = 0; l < nw; l++)
                 if (y[l] == CECE_BAD && b0 + l < *bad) { *bad = b0 + l; break; }
-#pragma omp simd
-        for (int64_t l = 0; l < B; l++) {
-            const T v = zt[(y[l] >= 0 ? y[l] : 0) * B + l];
-            zy[l] = y[l] >= 0 ? v : (T)0;
-            rest[l] = ones[l] = 0;
-        }
-        for (int64_t c = 0; c < C; c++) {
-#pragma omp simd
-            for (int64_t l = 0; l < B; l++) {
-                T x = zt[c * B + l] - m[l];
-                T e = VEXPS(x);
-                if (want_grad && C < 16) et[c * B + l] = e;
-                T other = x != (T)0 ? (T)1 : (T)0; /* NaN is no max: it goes to the rest */
-                rest[l] += e * other;
-                ones[l] += (T)1 - other;
-            }
-        }
+        PICK_LABEL_LOGITS((const T *)a->logits + b0 * C, C, B, y, zy);
+        SMALL_SUMS(zt, m, C, want_grad && C < 16 ? et : NULL, rest, ones);
 #pragma omp simd
         for (int64_t l = 0; l < B; l++) {
             T U = (ones[l] - 1) + rest[l];
@@ -71,7 +93,6 @@ CECE_INLINE void FN(small_plain_)(const cece_ce_args *a, const FN(consts) *k, in
             T dy = zy[l] - m[l];
             loss[l] = valid[l] != 0 ? log_s - dy : (T)0;
             loss_sum[l] += (double)loss[l];
-            count[l] += (double)valid[l];
             if (want_grad) {
                 T inv_s = 1 / (U + 1);
                 T general = VEXPS(dy - log_s) - 1;
@@ -110,11 +131,10 @@ CECE_INLINE void FN(small_plain_)(const cece_ce_args *a, const FN(consts) *k, in
             if (y[l] >= 0) et[y[l] * B + l] = gy[l];
         TILE_TO_ROWS(et, C, nw, B, (T *)a->grad + b0 * C);
     }
-    /* position p0 + i went to loss_sum[i % B]; B is a multiple of CECE_SUM_LANES */
-    for (int64_t l = 0; l < B; l++) {
-        acc->loss[l % CECE_SUM_LANES] += loss_sum[l];
-        acc->den[l % CECE_SUM_LANES] += count[l];
-    }
+    /* position p0 + i went to loss_sum[i % B]; B is a multiple of CECE_SUM_LANES. The
+     * denominator is a count: exact in any lane. */
+    for (int64_t l = 0; l < B; l++) acc->loss[l % CECE_SUM_LANES] += loss_sum[l];
+    acc->den[0] += (double)nvalid;
 }
 
 static void FN(ce_small_plain)(const cece_ce_args *a, const FN(consts) *k, int64_t p0, int64_t p1,
@@ -123,4 +143,8 @@ static void FN(ce_small_plain)(const cece_ce_args *a, const FN(consts) *k, int64
     else FN(small_plain_)(a, k, p0, p1, acc, bad, 0);
 }
 
+#ifdef CECE_SMALL_SUMS_PORTABLE
+#undef SMALL_SUMS
+#undef CECE_SMALL_SUMS_PORTABLE
+#endif
 #undef CECE_SMALL_BLOCK

@@ -36,6 +36,19 @@ CECE_INLINE int64_t cece_f64_to_bits(double f) { int64_t i; memcpy(&i, &f, 8); r
 
 /* ---- float32 ---------------------------------------------------------------------- */
 
+/* The constants of the float32 exp, named once for this scalar form and the AVX-512 one
+ * (cece_avx512.h), which must compute the same bits: 1/ln2, ln2 in two parts (the high
+ * part's product with any n is exact) and the polynomial's coefficients (below). */
+#define CECE_EXPF_LOG2E 1.44269504088896341f
+#define CECE_EXPF_LN2_HI 0.693145751953125f
+#define CECE_EXPF_LN2_LO 1.428606765330187045e-06f
+#define CECE_EXPF_C2 0.5f
+#define CECE_EXPF_C3 0.166666671633720397949219f
+#define CECE_EXPF_C4 0.0416664853692054748535156f
+#define CECE_EXPF_C5 0.00833336077630519866943359f
+#define CECE_EXPF_C6 0.00139304355252534151077271f
+#define CECE_EXPF_C7 0.000198527617612853646278381f
+
 /* 1.5 * 2^23: x + magic rounds x to an integer held in the low mantissa bits. */
 #define CECE_MAGIC_F32 12582912.0f
 
@@ -52,11 +65,11 @@ CECE_INLINE float cece_expm1_q_f32(float r) {
 
 /* Range reduction x = n*ln2 + r; returns r, stores n (as an integer) in *n. */
 CECE_INLINE float cece_reduce_f32(float x, int32_t *n) {
-    float k = CECE_FMAF(x, 1.44269504088896341f, CECE_MAGIC_F32);
+    float k = CECE_FMAF(x, CECE_EXPF_LOG2E, CECE_MAGIC_F32);
     *n = cece_f32_to_bits(k) - cece_f32_to_bits(CECE_MAGIC_F32);
     float nf = k - CECE_MAGIC_F32;
-    float r = CECE_FMAF(-nf, 0.693145751953125f, x); /* ln2's high part: nf * it is exact */
-    return CECE_FMAF(-nf, 1.428606765330187045e-06f, r);
+    float r = CECE_FMAF(-nf, CECE_EXPF_LN2_HI, x);
+    return CECE_FMAF(-nf, CECE_EXPF_LN2_LO, r);
 }
 
 /* e^r for |r| <= ln2/2: a degree-7 minimax polynomial, 1 + r + r^2 * u(r) (SLEEF's
@@ -64,9 +77,9 @@ CECE_INLINE float cece_reduce_f32(float x, int32_t *n) {
  * iterations in flight than Horner's rule. */
 CECE_INLINE float cece_exp_poly_f32(float r) {
     float r2 = r * r;
-    float a = CECE_FMAF(0.166666671633720397949219f, r, 0.5f);
-    float b = CECE_FMAF(0.00833336077630519866943359f, r, 0.0416664853692054748535156f);
-    float c = CECE_FMAF(0.000198527617612853646278381f, r, 0.00139304355252534151077271f);
+    float a = CECE_FMAF(CECE_EXPF_C3, r, CECE_EXPF_C2);
+    float b = CECE_FMAF(CECE_EXPF_C5, r, CECE_EXPF_C4);
+    float c = CECE_FMAF(CECE_EXPF_C7, r, CECE_EXPF_C6);
     float u = CECE_FMAF(CECE_FMAF(c, r2, b), r2, a);
     return CECE_FMAF(r2, u, r + 1.0f);
 }
@@ -100,16 +113,17 @@ CECE_INLINE float cece_exp_f32(float x) {
  * x must stay below 44 (the scale's exponent field would overflow): shifted arguments are
  * <= 0, up to a rounding of the softcap. */
 #define CECE_MAGIC_SHIFTED_F32 (CECE_MAGIC_F32 + 191.0f)
+#define CECE_EXPF_ZERO_BELOW -104.0f
 CECE_INLINE float cece_exp_shifted_f32(float x) {
-    float k = CECE_FMAF(x, 1.44269504088896341f, CECE_MAGIC_SHIFTED_F32);
+    float k = CECE_FMAF(x, CECE_EXPF_LOG2E, CECE_MAGIC_SHIFTED_F32);
     float nf = k - CECE_MAGIC_SHIFTED_F32; /* n = round(x / ln2), exactly */
-    float r = CECE_FMAF(-nf, 0.693145751953125f, x);
-    r = CECE_FMAF(-nf, 1.428606765330187045e-06f, r);
+    float r = CECE_FMAF(-nf, CECE_EXPF_LN2_HI, x);
+    r = CECE_FMAF(-nf, CECE_EXPF_LN2_LO, r);
     /* k's bits are those of the magic constant plus 191 + n; the constant's own bits shift
      * out past bit 31, leaving (n + 64 + 127) << 23. */
     float scale = cece_bits_to_f32((int32_t)((uint32_t)cece_f32_to_bits(k) << 23));
     float e = (cece_exp_poly_f32(r) * scale) * 5.42101086242752217e-20f; /* 2^-64 */
-    return x < -104.0f ? 0.0f : e;
+    return x < CECE_EXPF_ZERO_BELOW ? 0.0f : e;
 }
 
 /* e^x - 1 without cancellation near 0, for the tanh below. */
@@ -151,26 +165,43 @@ CECE_INLINE double cece_expm1_q_f64(double r) {
     return CECE_FMA(q, r, 1.0);
 }
 
+/* As for float32: the float64 exp's constants, shared with cece_avx512.h (fdlibm's ln2_hi,
+ * whose product with any n is exact; SLEEF's coefficients). */
+#define CECE_EXP_LOG2E 1.4426950408889634074
+#define CECE_EXP_LN2_HI 6.93147180369123816490e-01
+#define CECE_EXP_LN2_LO 1.90821492927058770002e-10
+#define CECE_EXP_C2 0.5
+#define CECE_EXP_C3 0.166666666666666851703837
+#define CECE_EXP_C4 0.0416666666666665047591422
+#define CECE_EXP_C5 0.00833333333331652721664984
+#define CECE_EXP_C6 0.00138888888889774492207962
+#define CECE_EXP_C7 0.000198412698960509205564975
+#define CECE_EXP_C8 2.4801587159235472998791e-05
+#define CECE_EXP_C9 2.75572362911928827629423e-06
+#define CECE_EXP_C10 2.75573911234900471893338e-07
+#define CECE_EXP_C11 2.51112930892876518610661e-08
+#define CECE_EXP_C12 2.08860621107283687536341e-09
+
 CECE_INLINE double cece_reduce_f64(double x, int64_t *n) {
-    double k = CECE_FMA(x, 1.4426950408889634074, CECE_MAGIC_F64);
+    double k = CECE_FMA(x, CECE_EXP_LOG2E, CECE_MAGIC_F64);
     *n = cece_f64_to_bits(k) - cece_f64_to_bits(CECE_MAGIC_F64);
     double nf = k - CECE_MAGIC_F64;
-    double r = CECE_FMA(-nf, 6.93147180369123816490e-01, x); /* fdlibm's ln2_hi: exact product */
-    return CECE_FMA(-nf, 1.90821492927058770002e-10, r);
+    double r = CECE_FMA(-nf, CECE_EXP_LN2_HI, x);
+    return CECE_FMA(-nf, CECE_EXP_LN2_LO, r);
 }
 
 /* e^r for |r| <= ln2/2: 1 + r + r^2 * u(r), u of degree 10 (SLEEF's minimax
  * coefficients), by Estrin's scheme. */
 CECE_INLINE double cece_exp_poly_f64(double r) {
     double r2 = r * r, r4 = r2 * r2;
-    double p01 = CECE_FMA(0.166666666666666851703837, r, 0.5);
-    double p23 = CECE_FMA(0.00833333333331652721664984, r, 0.0416666666666665047591422);
-    double p45 = CECE_FMA(0.000198412698960509205564975, r, 0.00138888888889774492207962);
-    double p67 = CECE_FMA(2.75572362911928827629423e-06, r, 2.4801587159235472998791e-05);
-    double p89 = CECE_FMA(2.51112930892876518610661e-08, r, 2.75573911234900471893338e-07);
+    double p01 = CECE_FMA(CECE_EXP_C3, r, CECE_EXP_C2);
+    double p23 = CECE_FMA(CECE_EXP_C5, r, CECE_EXP_C4);
+    double p45 = CECE_FMA(CECE_EXP_C7, r, CECE_EXP_C6);
+    double p67 = CECE_FMA(CECE_EXP_C9, r, CECE_EXP_C8);
+    double p89 = CECE_FMA(CECE_EXP_C11, r, CECE_EXP_C10);
     double q0 = CECE_FMA(p23, r2, p01);
     double q1 = CECE_FMA(p67, r2, p45);
-    double q2 = CECE_FMA(2.08860621107283687536341e-09, r2, p89);
+    double q2 = CECE_FMA(CECE_EXP_C12, r2, p89);
     double u = CECE_FMA(CECE_FMA(q2, r4, q1), r4, q0);
     return CECE_FMA(r2, u, r + 1.0);
 }
@@ -190,14 +221,15 @@ CECE_INLINE double cece_exp_f64(double x) {
 
 /* As cece_exp_shifted_f32, for double: a select below -746, where e^x rounds to 0. */
 #define CECE_MAGIC_SHIFTED_F64 (CECE_MAGIC_F64 + 1087.0)
+#define CECE_EXP_ZERO_BELOW -746.0
 CECE_INLINE double cece_exp_shifted_f64(double x) {
-    double k = CECE_FMA(x, 1.4426950408889634074, CECE_MAGIC_SHIFTED_F64);
+    double k = CECE_FMA(x, CECE_EXP_LOG2E, CECE_MAGIC_SHIFTED_F64);
     double nf = k - CECE_MAGIC_SHIFTED_F64;
-    double r = CECE_FMA(-nf, 6.93147180369123816490e-01, x);
-    r = CECE_FMA(-nf, 1.90821492927058770002e-10, r);
+    double r = CECE_FMA(-nf, CECE_EXP_LN2_HI, x);
+    r = CECE_FMA(-nf, CECE_EXP_LN2_LO, r);
     double scale = cece_bits_to_f64((int64_t)((uint64_t)cece_f64_to_bits(k) << 52));
     double e = (cece_exp_poly_f64(r) * scale) * 5.42101086242752217e-20; /* 2^-64 */
-    return x < -746.0 ? 0.0 : e;
+    return x < CECE_EXP_ZERO_BELOW ? 0.0 : e;
 }
 
 CECE_INLINE double cece_expm1_f64(double x) {

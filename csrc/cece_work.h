@@ -45,6 +45,11 @@ static inline int64_t cece_block_rows(int64_t classes) {
 #define CECE_MAX_CHUNKS 1024
 /* Rows of the (N, C) layout grouped into one item: about this many logits per item. */
 #define CECE_ITEM_ELEMS 16384
+/* Rows shorter than CECE_SMALL_C: about this many logits per item (half of the rows' figure:
+ * more, smaller items split more evenly over threads) and a whole number of this many rows
+ * (the small-C kernels' blocks are 16, 32 or 64 rows; a partial block costs a full one). */
+#define CECE_SMALL_ITEM_ELEMS 8192
+#define CECE_SMALL_ITEM_ROWS 64
 /* Calls with at most this many items keep their partial sums on the stack. */
 #define CECE_STACK_ITEMS 64
 /* Below this many logits a call stays on the calling thread: waking a team costs more. */
@@ -62,6 +67,11 @@ static inline cece_partition cece_partition_of(int64_t outer, int64_t classes, i
     part.positions = outer * inner;
     if (inner == 1) {
         int64_t rows = CECE_ITEM_ELEMS / (classes > 0 ? classes : 1);
+        if (classes < CECE_SMALL_C) {
+            rows = CECE_SMALL_ITEM_ELEMS / (classes > 0 ? classes : 1);
+            rows = rows > CECE_SMALL_ITEM_ROWS ? rows - rows % CECE_SMALL_ITEM_ROWS
+                                               : CECE_SMALL_ITEM_ROWS;
+        }
         part.rows_per_item = rows > 0 ? rows : 1;
         part.tiles_per_outer = 0;
         part.items = (part.positions + part.rows_per_item - 1) / part.rows_per_item;

@@ -97,6 +97,78 @@ def test_levels_agree_with_each_other(rng):
         assert_close(results[level][1], first[1], 1e-5, f"{level} grad")
 
 
+def _at_level(level, fn):
+    original = cece.show_config(mode="dicts")["simd_selected"]
+    try:
+        cece._core.select_simd(level)
+        return fn()
+    finally:
+        cece._core.select_simd(original)
+
+
+def _same_bits(a, b):
+    """The same bits, except that a NaN may be any NaN (its sign and payload are not ours)."""
+    a, b = np.asarray(a), np.asarray(b)
+    nan = np.isnan(a)
+    return np.array_equal(nan, np.isnan(b)) and a[~nan].tobytes() == b[~nan].tobytes()
+
+
+def _fma_levels():
+    supported = cece._core.build_info()["simd_supported"]
+    if not {"avx2", "avx512"} <= set(supported):
+        pytest.skip(f"needs a CPU with AVX2 and AVX-512 (this one: {supported})")
+
+
+@pytest.mark.parametrize("dtype", FLOATS, ids=["f64", "f32"])
+def test_avx512_shifted_exp_same_bits_as_avx2(rng, dtype):
+    """AVX-512's shifted exp scales by vscalef, AVX2's by two multiplies (cece_avx512.h):
+    the same rounding, so the same bits, subnormal results and special values included."""
+    _fma_levels()
+    low = -104.0 if dtype == np.float32 else -746.0
+    x = np.concatenate([rng.uniform(low - 2, 0, 300_000), np.linspace(low - 2, 0, 100_001),
+                        -rng.exponential(1e-3, 10_000), [0.0, -0.0, -np.inf, np.nan, low]])
+    x = x.astype(dtype)
+    exps = {level: _at_level(level, lambda: cece._core.exp_array(x, np.empty_like(x),
+                                                                  shifted=True))
+            for level in ("avx2", "avx512")}
+    assert _same_bits(exps["avx512"], exps["avx2"])
+
+
+@pytest.mark.parametrize("dtype", FLOATS, ids=["f64", "f32"])
+def test_avx512_small_classes_same_bits_as_avx2(rng, dtype):
+    """The small-C kernel's AVX-512 class loop (intrinsics) against AVX2's (the portable
+    loop): losses and gradients to the bit, ties, -inf, NaN and ignored rows included."""
+    _fma_levels()
+    for C in (1, 2, 3, 10, 15, 16, 17, 100, 255):
+        x = make_logits(rng, (203, C), dtype, scale=30.0)
+        x[rng.random(x.shape) < 0.05] = -np.inf
+        x[5] = 0.0          # a row of ties
+        x[7, 0] = np.nan
+        x[9] -= 200.0       # exps far below the row's max: 0 and subnormal
+        x[9, 0] = 0.0
+        y = make_labels(rng, (203,), C, ignore_index=-100, ignore_frac=0.1)
+
+        def run():
+            with np.errstate(all="ignore"):
+                return [cece.cross_entropy(x, y, reduction="none"),
+                        *cece.cross_entropy_with_grad(x, y, reduction="mean")]
+
+        got = {level: _at_level(level, run) for level in ("avx2", "avx512")}
+        for a, b in zip(got["avx512"], got["avx2"]):
+            assert _same_bits(a, b), C
+
+
+@pytest.mark.parametrize("dtype", FLOATS, ids=["f64", "f32"])
+def test_shifted_exp_every_length(simd_level, rng, dtype):
+    """The shifted exp's vector bodies and tails: lengths 0..40, every position written."""
+    for n in range(41):
+        x = -rng.exponential(5.0, n).astype(dtype)
+        out = np.full_like(x, 123.0)
+        cece._core.exp_array(x, out, shifted=True)
+        err, _ = _ulp_error(out, x, dtype)
+        assert err.size == 0 or err.max() <= 2.0, (n, err.max())
+
+
 def test_select_simd_rejects_unknown_levels():
     original = cece.show_config(mode="dicts")["simd_selected"]
     compiled = cece._core.build_info()["simd_compiled"]

@@ -1,0 +1,114 @@
+/* AVX-512 forms of the shifted exp and of the small-C kernel's class loop.
+ *
+ * The scalar exp (cece_math.h) scales by 2^n with two multiplies and a select for the
+ * underflow; AVX-512's vscalef does it in one instruction, rounding p * 2^n once as the two
+ * multiplies do (the first is exact), so these are the same bits. The compiler cannot reach
+ * vscalef from the scalar code, so the loops that spend their time in exps are written here
+ * with intrinsics: the small-C class loop (most of a 10-class call) and the exp test hook.
+ * Constants and the order of operations follow cece_math.h exactly; tests/test_simd.py
+ * checks the bits against the AVX2 level's.
+ *
+ * Included by cece_instantiate.h after the level's target pragma; empty below AVX-512.
+ */
+#ifndef CECE_AVX512_H
+#define CECE_AVX512_H
+
+#if defined(__AVX512F__)
+#include <immintrin.h>
+#include <stdint.h>
+
+#include "cece_inline.h"
+#include "cece_math.h"
+
+/* cece_exp_shifted_f32 on 16 lanes. */
+CECE_INLINE __m512 cece_exps_v16(__m512 x) {
+    const __m512 magic = _mm512_set1_ps(CECE_MAGIC_SHIFTED_F32);
+    const __m512 k = _mm512_fmadd_ps(x, _mm512_set1_ps(CECE_EXPF_LOG2E), magic);
+    const __m512 nf = _mm512_sub_ps(k, magic);
+    __m512 r = _mm512_fnmadd_ps(nf, _mm512_set1_ps(CECE_EXPF_LN2_HI), x);
+    r = _mm512_fnmadd_ps(nf, _mm512_set1_ps(CECE_EXPF_LN2_LO), r);
+    const __m512 r2 = _mm512_mul_ps(r, r);
+    const __m512 a = _mm512_fmadd_ps(_mm512_set1_ps(CECE_EXPF_C3), r, _mm512_set1_ps(CECE_EXPF_C2));
+    const __m512 b = _mm512_fmadd_ps(_mm512_set1_ps(CECE_EXPF_C5), r, _mm512_set1_ps(CECE_EXPF_C4));
+    const __m512 c = _mm512_fmadd_ps(_mm512_set1_ps(CECE_EXPF_C7), r, _mm512_set1_ps(CECE_EXPF_C6));
+    const __m512 u = _mm512_fmadd_ps(_mm512_fmadd_ps(c, r2, b), r2, a);
+    const __m512 p = _mm512_fmadd_ps(r2, u, _mm512_add_ps(r, _mm512_set1_ps(1.0f)));
+    /* not below the cut (NaN included: it flows through p) */
+    const __mmask16 live = _mm512_cmp_ps_mask(x, _mm512_set1_ps(CECE_EXPF_ZERO_BELOW), _CMP_NLT_UQ);
+    return _mm512_maskz_scalef_ps(live, p, nf);
+}
+
+/* cece_exp_shifted_f64 on 8 lanes. */
+CECE_INLINE __m512d cece_exps_v8(__m512d x) {
+    const __m512d magic = _mm512_set1_pd(CECE_MAGIC_SHIFTED_F64);
+    const __m512d k = _mm512_fmadd_pd(x, _mm512_set1_pd(CECE_EXP_LOG2E), magic);
+    const __m512d nf = _mm512_sub_pd(k, magic);
+    __m512d r = _mm512_fnmadd_pd(nf, _mm512_set1_pd(CECE_EXP_LN2_HI), x);
+    r = _mm512_fnmadd_pd(nf, _mm512_set1_pd(CECE_EXP_LN2_LO), r);
+    const __m512d r2 = _mm512_mul_pd(r, r), r4 = _mm512_mul_pd(r2, r2);
+#define CECE_PAIR_(hi, lo) _mm512_fmadd_pd(_mm512_set1_pd(hi), r, _mm512_set1_pd(lo))
+    const __m512d p01 = CECE_PAIR_(CECE_EXP_C3, CECE_EXP_C2), p23 = CECE_PAIR_(CECE_EXP_C5, CECE_EXP_C4),
+                  p45 = CECE_PAIR_(CECE_EXP_C7, CECE_EXP_C6), p67 = CECE_PAIR_(CECE_EXP_C9, CECE_EXP_C8),
+                  p89 = CECE_PAIR_(CECE_EXP_C11, CECE_EXP_C10);
+#undef CECE_PAIR_
+    const __m512d q0 = _mm512_fmadd_pd(p23, r2, p01);
+    const __m512d q1 = _mm512_fmadd_pd(p67, r2, p45);
+    const __m512d q2 = _mm512_fmadd_pd(_mm512_set1_pd(CECE_EXP_C12), r2, p89);
+    const __m512d u = _mm512_fmadd_pd(_mm512_fmadd_pd(q2, r4, q1), r4, q0);
+    const __m512d p = _mm512_fmadd_pd(r2, u, _mm512_add_pd(r, _mm512_set1_pd(1.0)));
+    const __mmask8 live = _mm512_cmp_pd_mask(x, _mm512_set1_pd(CECE_EXP_ZERO_BELOW), _CMP_NLT_UQ);
+    return _mm512_maskz_scalef_pd(live, p, nf);
+}
+
+/* The small-C class loop (cece_kernel_small.h has the portable form and the meaning) on a
+ * block of two vectors of rows: for each class c, e = exp(zt[c] - m); rest sums the e of
+ * the non-maxima (x != 0; NaN is no maximum) and ones counts the maxima, as C minus the
+ * count of the others (one masked add fewer than counting them); et, if not NULL, gets the
+ * e. The sums run in registers. X is the intrinsics' suffix, L the lanes, EXPS the exp. */
+#define CECE_AVX512_SMALL_SUMS(T, SUF, X, V, L, MASK, EXPS)                                \
+    CECE_INLINE void cece_small_sums_##SUF(const T *zt, const T *m, int64_t C, T *et,      \
+                                           T *rest, T *ones) {                              \
+        const V m0 = _mm512_loadu_##X(m), m1 = _mm512_loadu_##X(m + L);                     \
+        const V zero = _mm512_setzero_##X(), one = _mm512_set1_##X(1);                      \
+        V r0 = zero, r1 = zero, o0 = zero, o1 = zero;                                       \
+        for (int64_t c = 0; c < C; c++) {                                                   \
+            const V x0 = _mm512_sub_##X(_mm512_loadu_##X(zt + c * 2 * L), m0);             \
+            const V x1 = _mm512_sub_##X(_mm512_loadu_##X(zt + c * 2 * L + L), m1);         \
+            const V e0 = EXPS(x0), e1 = EXPS(x1);                                           \
+            if (et) {                                                                       \
+                _mm512_storeu_##X(et + c * 2 * L, e0);                                      \
+                _mm512_storeu_##X(et + c * 2 * L + L, e1);                                  \
+            }                                                                               \
+            const MASK n0 = _mm512_cmp_##X##_mask(x0, zero, _CMP_NEQ_UQ);                  \
+            const MASK n1 = _mm512_cmp_##X##_mask(x1, zero, _CMP_NEQ_UQ);                  \
+            r0 = _mm512_mask_add_##X(r0, n0, r0, e0);                                       \
+            r1 = _mm512_mask_add_##X(r1, n1, r1, e1);                                       \
+            o0 = _mm512_mask_add_##X(o0, n0, o0, one);                                      \
+            o1 = _mm512_mask_add_##X(o1, n1, o1, one);                                      \
+        }                                                                                   \
+        const V classes = _mm512_set1_##X((T)C);                                            \
+        _mm512_storeu_##X(rest, r0);                                                        \
+        _mm512_storeu_##X(rest + L, r1);                                                    \
+        _mm512_storeu_##X(ones, _mm512_sub_##X(classes, o0));                               \
+        _mm512_storeu_##X(ones + L, _mm512_sub_##X(classes, o1));                           \
+    }
+
+CECE_AVX512_SMALL_SUMS(float, f32, ps, __m512, 16, __mmask16, cece_exps_v16)
+CECE_AVX512_SMALL_SUMS(double, f64, pd, __m512d, 8, __mmask8, cece_exps_v8)
+
+/* y = shifted exp of x, for the test hook (cece._core.exp_array). */
+#define CECE_AVX512_EXPS_ARRAY(T, SUF, X, L, MASK, EXPS)                                   \
+    CECE_INLINE void cece_exps_array_##SUF(const T *x, T *y, int64_t n) {                  \
+        for (int64_t i = 0; i < n; i += L) {                                                \
+            const MASK live = n - i >= L ? (MASK)-1 : (MASK)((1u << (n - i)) - 1);          \
+            _mm512_mask_storeu_##X(y + i, live,                                             \
+                                   EXPS(_mm512_maskz_loadu_##X(live, x + i)));              \
+        }                                                                                   \
+    }
+
+CECE_AVX512_EXPS_ARRAY(float, f32, ps, 16, __mmask16, cece_exps_v16)
+CECE_AVX512_EXPS_ARRAY(double, f64, pd, 8, __mmask8, cece_exps_v8)
+
+#endif /* __AVX512F__ */
+
+#endif /* CECE_AVX512_H */
