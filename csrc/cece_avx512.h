@@ -20,31 +20,17 @@
 #include "cece_inline.h"
 #include "cece_math.h"
 
-/* cece_exp_shifted_f32 on 16 lanes. */
-CECE_INLINE __m512 cece_exps_v16(__m512 x) {
-    const __m512 magic = _mm512_set1_ps(CECE_MAGIC_SHIFTED_F32);
-    const __m512 k = _mm512_fmadd_ps(x, _mm512_set1_ps(CECE_EXPF_LOG2E), magic);
-    const __m512 nf = _mm512_sub_ps(k, magic);
-    __m512 r = _mm512_fnmadd_ps(nf, _mm512_set1_ps(CECE_EXPF_LN2_HI), x);
-    r = _mm512_fnmadd_ps(nf, _mm512_set1_ps(CECE_EXPF_LN2_LO), r);
+/* e^r for |r| <= ln2/2, as cece_exp_poly_f32 / _f64. */
+CECE_INLINE __m512 cece_exp_poly_v16(__m512 r) {
     const __m512 r2 = _mm512_mul_ps(r, r);
     const __m512 a = _mm512_fmadd_ps(_mm512_set1_ps(CECE_EXPF_C3), r, _mm512_set1_ps(CECE_EXPF_C2));
     const __m512 b = _mm512_fmadd_ps(_mm512_set1_ps(CECE_EXPF_C5), r, _mm512_set1_ps(CECE_EXPF_C4));
     const __m512 c = _mm512_fmadd_ps(_mm512_set1_ps(CECE_EXPF_C7), r, _mm512_set1_ps(CECE_EXPF_C6));
     const __m512 u = _mm512_fmadd_ps(_mm512_fmadd_ps(c, r2, b), r2, a);
-    const __m512 p = _mm512_fmadd_ps(r2, u, _mm512_add_ps(r, _mm512_set1_ps(1.0f)));
-    /* not below the cut (NaN included: it flows through p) */
-    const __mmask16 live = _mm512_cmp_ps_mask(x, _mm512_set1_ps(CECE_EXPF_ZERO_BELOW), _CMP_NLT_UQ);
-    return _mm512_maskz_scalef_ps(live, p, nf);
+    return _mm512_fmadd_ps(r2, u, _mm512_add_ps(r, _mm512_set1_ps(1.0f)));
 }
 
-/* cece_exp_shifted_f64 on 8 lanes. */
-CECE_INLINE __m512d cece_exps_v8(__m512d x) {
-    const __m512d magic = _mm512_set1_pd(CECE_MAGIC_SHIFTED_F64);
-    const __m512d k = _mm512_fmadd_pd(x, _mm512_set1_pd(CECE_EXP_LOG2E), magic);
-    const __m512d nf = _mm512_sub_pd(k, magic);
-    __m512d r = _mm512_fnmadd_pd(nf, _mm512_set1_pd(CECE_EXP_LN2_HI), x);
-    r = _mm512_fnmadd_pd(nf, _mm512_set1_pd(CECE_EXP_LN2_LO), r);
+CECE_INLINE __m512d cece_exp_poly_v8(__m512d r) {
     const __m512d r2 = _mm512_mul_pd(r, r), r4 = _mm512_mul_pd(r2, r2);
 #define CECE_PAIR_(hi, lo) _mm512_fmadd_pd(_mm512_set1_pd(hi), r, _mm512_set1_pd(lo))
     const __m512d p01 = CECE_PAIR_(CECE_EXP_C3, CECE_EXP_C2), p23 = CECE_PAIR_(CECE_EXP_C5, CECE_EXP_C4),
@@ -55,10 +41,28 @@ CECE_INLINE __m512d cece_exps_v8(__m512d x) {
     const __m512d q1 = _mm512_fmadd_pd(p67, r2, p45);
     const __m512d q2 = _mm512_fmadd_pd(_mm512_set1_pd(CECE_EXP_C12), r2, p89);
     const __m512d u = _mm512_fmadd_pd(_mm512_fmadd_pd(q2, r4, q1), r4, q0);
-    const __m512d p = _mm512_fmadd_pd(r2, u, _mm512_add_pd(r, _mm512_set1_pd(1.0)));
-    const __mmask8 live = _mm512_cmp_pd_mask(x, _mm512_set1_pd(CECE_EXP_ZERO_BELOW), _CMP_NLT_UQ);
-    return _mm512_maskz_scalef_pd(live, p, nf);
+    return _mm512_fmadd_pd(r2, u, _mm512_add_pd(r, _mm512_set1_pd(1.0)));
 }
+
+/* cece_exp_shifted_f32 / _f64 on a vector: the same reduction, the polynomial, then
+ * p * 2^n by vscalef, 0 below the cut (NaN is not below it: it flows through p). P is the
+ * constants' prefix (CECE_EXPF_ / CECE_EXP_). */
+#define CECE_AVX512_EXPS(NAME, X, V, MASK, MAGIC, P, POLY)                                 \
+    CECE_INLINE V NAME(V x) {                                                               \
+        const V magic = _mm512_set1_##X(MAGIC);                                             \
+        const V k = _mm512_fmadd_##X(x, _mm512_set1_##X(P##LOG2E), magic);                 \
+        const V nf = _mm512_sub_##X(k, magic);                                              \
+        V r = _mm512_fnmadd_##X(nf, _mm512_set1_##X(P##LN2_HI), x);                        \
+        r = _mm512_fnmadd_##X(nf, _mm512_set1_##X(P##LN2_LO), r);                          \
+        const MASK live = _mm512_cmp_##X##_mask(x, _mm512_set1_##X(P##ZERO_BELOW),         \
+                                                _CMP_NLT_UQ);                               \
+        return _mm512_maskz_scalef_##X(live, POLY(r), nf);                                  \
+    }
+
+CECE_AVX512_EXPS(cece_exps_v16, ps, __m512, __mmask16, CECE_MAGIC_SHIFTED_F32, CECE_EXPF_,
+                 cece_exp_poly_v16)
+CECE_AVX512_EXPS(cece_exps_v8, pd, __m512d, __mmask8, CECE_MAGIC_SHIFTED_F64, CECE_EXP_,
+                 cece_exp_poly_v8)
 
 /* The small-C class loop (cece_kernel_small.h has the portable form and the meaning) on a
  * block of two vectors of rows: for each class c, e = exp(zt[c] - m); rest sums the e of
