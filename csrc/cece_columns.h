@@ -60,6 +60,31 @@ CECE_INLINE __m256i cece_lane_times8(int64_t step) {
         for (int64_t l = 0; l < n; l++) out[l] = y[l] >= 0 ? z[l * C + y[l]] : (T)0;       \
     }
 
+/* The way in with one element per lane, at either vector level: lane l of GATHER(live, off,
+ * p) is p[l * C] for the live lanes, 0 for the others; V the vector, L its lanes, LIVE the
+ * lane mask's type, OFF and FIRST the lane offsets and the mask of the first n lanes. m ==
+ * NULL: no maxima (the calls pass it as a constant, so the inlined max is dropped). */
+#define CECE_GATHER_TO_TILE(T, SUF, V, L, LIVE, OFF, FIRST, SET1, STORE, MAX, GATHER)      \
+    CECE_INLINE void cece_rows_to_tile_max_##SUF(const T *z, int64_t C, int64_t nw,        \
+                                                 int64_t stride, T *tile, T *m) {           \
+        const __typeof__(OFF(0)) off = OFF(C);                                              \
+        for (int64_t i0 = 0; i0 < nw; i0 += L) {                                            \
+            const LIVE live = FIRST(nw - i0);                                               \
+            const T *base = z + i0 * C;                                                     \
+            V top = SET1(-INFINITY);                                                        \
+            for (int64_t c = 0; c < C; c++) {                                               \
+                V v = GATHER(live, off, base + c);                                          \
+                STORE(tile + c * stride + i0, v);                                           \
+                top = MAX(v, top); /* v > top ? v : top: a NaN v keeps top */               \
+            }                                                                               \
+            if (m) STORE(m + i0, top);                                                      \
+        }                                                                                   \
+    }                                                                                       \
+    CECE_INLINE void cece_rows_to_tile_##SUF(const T *z, int64_t C, int64_t nw,            \
+                                             int64_t stride, T *tile) {                     \
+        cece_rows_to_tile_max_##SUF(z, C, nw, stride, tile, NULL);                          \
+    }
+
 #if defined(__AVX512F__)
 
 CECE_INLINE __m512i cece_lane_times16(int64_t step) {
@@ -76,28 +101,8 @@ CECE_INLINE __mmask8 cece_first8(int64_t n) {
     return n >= 8 ? (__mmask8)0xff : (__mmask8)((1u << n) - 1);
 }
 
-/* One set of transpositions per dtype: X is the intrinsics' suffix (ps / pd), L the lanes,
- * OFF and FIRST the lane offsets and the mask of the first n lanes. m == NULL: no maxima
- * (the calls pass it as a constant, so the inlined max is dropped). The way in, one element
- * per lane, is the float64 one; float32's pairs classes (below). */
-#define CECE_AVX512_TO_TILE(T, SUF, X, V, L, MASK, OFF, FIRST)                             \
-    CECE_INLINE void cece_rows_to_tile_max_##SUF(const T *z, int64_t C, int64_t nw,        \
-                                                 int64_t stride, T *tile, T *m) {           \
-        const __typeof__(OFF(0)) off = OFF(C);                                              \
-        for (int64_t i0 = 0; i0 < nw; i0 += L) {                                            \
-            const MASK live = FIRST(nw - i0);                                               \
-            const T *base = z + i0 * C;                                                     \
-            V top = _mm512_set1_##X(-INFINITY);                                             \
-            for (int64_t c = 0; c < C; c++) {                                               \
-                V v = _mm512_mask_i32gather_##X(_mm512_setzero_##X(), live, off, base + c,  \
-                                                sizeof(T));                                 \
-                _mm512_storeu_##X(tile + c * stride + i0, v);                               \
-                top = _mm512_max_##X(v, top); /* v > top ? v : top: a NaN v keeps top */    \
-            }                                                                               \
-            if (m) _mm512_storeu_##X(m + i0, top);                                          \
-        }                                                                                   \
-    }
-
+/* The way back, one row per gather: X is the intrinsics' suffix (ps / pd), the rest as in
+ * CECE_GATHER_TO_TILE. */
 #define CECE_AVX512_TO_ROWS(T, SUF, X, L, MASK, OFF, FIRST)                                \
     CECE_INLINE void cece_tile_to_rows_##SUF(const T *tile, int64_t C, int64_t nw,         \
                                              int64_t stride, T *g) {                        \
@@ -170,18 +175,15 @@ CECE_INLINE void cece_rows_to_tile_max_f32(const float *z, int64_t C, int64_t nw
 CECE_AVX512_PICK(float, f32, _mm512_mask_i64gather_ps, _mm256_setzero_ps(), _mm256_storeu_ps)
 CECE_AVX512_PICK(double, f64, _mm512_mask_i64gather_pd, _mm512_setzero_pd(), _mm512_storeu_pd)
 
-CECE_AVX512_TO_TILE(double, f64, pd, __m512d, 8, __mmask8, cece_lane_times8, cece_first8)
+#define CECE_GATHER512_PD(live, off, p) _mm512_mask_i32gather_pd(_mm512_setzero_pd(), live, off, p, 8)
+CECE_GATHER_TO_TILE(double, f64, __m512d, 8, __mmask8, cece_lane_times8, cece_first8, _mm512_set1_pd,
+                    _mm512_storeu_pd, _mm512_max_pd, CECE_GATHER512_PD)
 CECE_AVX512_TO_ROWS(float, f32, ps, 16, __mmask16, cece_lane_times16, cece_first16)
 CECE_AVX512_TO_ROWS(double, f64, pd, 8, __mmask8, cece_lane_times8, cece_first8)
 
 CECE_INLINE void cece_rows_to_tile_f32(const float *z, int64_t C, int64_t nw, int64_t stride,
                                        float *tile) {
     cece_rows_to_tile_max_f32(z, C, nw, stride, tile, NULL);
-}
-
-CECE_INLINE void cece_rows_to_tile_f64(const double *z, int64_t C, int64_t nw, int64_t stride,
-                                       double *tile) {
-    cece_rows_to_tile_max_f64(z, C, nw, stride, tile, NULL);
 }
 
 #elif defined(__AVX2__)
@@ -201,31 +203,13 @@ CECE_INLINE __m128i cece_lane_times4(int64_t step) {
     return _mm_mullo_epi32(_mm_setr_epi32(0, 1, 2, 3), _mm_set1_epi32((int)step));
 }
 
-/* As CECE_AVX512_COLUMNS, the way in only; V is also the mask's type. */
-#define CECE_AVX2_COLUMNS(T, SUF, X, V, L, OFF, FIRST)                                     \
-    CECE_INLINE void cece_rows_to_tile_max_##SUF(const T *z, int64_t C, int64_t nw,        \
-                                                 int64_t stride, T *tile, T *m) {           \
-        const __typeof__(OFF(0)) off = OFF(C);                                              \
-        for (int64_t i0 = 0; i0 < nw; i0 += L) {                                            \
-            const V live = FIRST(nw - i0);                                                  \
-            const T *base = z + i0 * C;                                                     \
-            V top = _mm256_set1_##X(-INFINITY);                                             \
-            for (int64_t c = 0; c < C; c++) {                                               \
-                V v = _mm256_mask_i32gather_##X(_mm256_setzero_##X(), base + c, off, live,  \
-                                                sizeof(T));                                 \
-                _mm256_storeu_##X(tile + c * stride + i0, v);                               \
-                top = _mm256_max_##X(v, top); /* v > top ? v : top: a NaN v keeps top */    \
-            }                                                                               \
-            if (m) _mm256_storeu_##X(m + i0, top);                                          \
-        }                                                                                   \
-    }                                                                                       \
-    CECE_INLINE void cece_rows_to_tile_##SUF(const T *z, int64_t C, int64_t nw,            \
-                                             int64_t stride, T *tile) {                     \
-        cece_rows_to_tile_max_##SUF(z, C, nw, stride, tile, NULL);                          \
-    }
-
-CECE_AVX2_COLUMNS(float, f32, ps, __m256, 8, cece_lane_times8, cece_first_lanes8)
-CECE_AVX2_COLUMNS(double, f64, pd, __m256d, 4, cece_lane_times4, cece_first_lanes4)
+/* AVX2's gathers take a vector mask (V is also the mask's type) and the base first. */
+#define CECE_GATHER256_PS(live, off, p) _mm256_mask_i32gather_ps(_mm256_setzero_ps(), p, off, live, 4)
+#define CECE_GATHER256_PD(live, off, p) _mm256_mask_i32gather_pd(_mm256_setzero_pd(), p, off, live, 8)
+CECE_GATHER_TO_TILE(float, f32, __m256, 8, __m256, cece_lane_times8, cece_first_lanes8,
+                    _mm256_set1_ps, _mm256_storeu_ps, _mm256_max_ps, CECE_GATHER256_PS)
+CECE_GATHER_TO_TILE(double, f64, __m256d, 4, __m256d, cece_lane_times4, cece_first_lanes4,
+                    _mm256_set1_pd, _mm256_storeu_pd, _mm256_max_pd, CECE_GATHER256_PD)
 
 /* The way back stays scalar: AVX2 has no masked gather-and-store that beats it. */
 CECE_PLAIN_TO_ROWS(float, cece_tile_to_rows_f32)
