@@ -27,6 +27,8 @@
 #if defined(__AVX512F__)
 #define SMALL_SUMS cece_small_sums_f32
 #define EXPS_ARRAY cece_exps_array_f32
+#define BLOCKS_SUMEXP cece_blocks_sumexp_f32
+#define TILE_SUMEXP cece_tile_sumexp_f32
 #endif
 #include "cece_kernel_body.h"
 #undef T
@@ -41,6 +43,8 @@
 #undef PICK_LABEL_LOGITS
 #undef SMALL_SUMS
 #undef EXPS_ARRAY
+#undef BLOCKS_SUMEXP
+#undef TILE_SUMEXP
 
 #define T double
 #define SUF CECE_LEVEL_PASTE(f64, CECE_LEVEL)
@@ -55,6 +59,8 @@
 #if defined(__AVX512F__)
 #define SMALL_SUMS cece_small_sums_f64
 #define EXPS_ARRAY cece_exps_array_f64
+#define BLOCKS_SUMEXP cece_blocks_sumexp_f64
+#define TILE_SUMEXP cece_tile_sumexp_f64
 #endif
 #include "cece_kernel_body.h"
 #undef T
@@ -69,3 +75,5 @@
 #undef PICK_LABEL_LOGITS
 #undef SMALL_SUMS
 #undef EXPS_ARRAY
+#undef BLOCKS_SUMEXP
+#undef TILE_SUMEXP

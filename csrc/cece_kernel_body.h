@@ -8,8 +8,9 @@
  *   VLOG1P, VTANH log1p and tanh for T                                (all in cece_math.h)
  *   ROWS_TO_TILE, ROWS_TO_TILE_MAX, TILE_TO_ROWS   short rows to tiles and back (cece_columns.h)
  *   PICK_LABEL_LOGITS                             each short row's label logit (cece_columns.h)
- *   SMALL_SUMS, EXPS_ARRAY   optional: the level's own small-C class loop and shifted-exp
- *                 array (cece_avx512.h); without them the portable loops below
+ *   SMALL_SUMS, BLOCKS_SUMEXP, TILE_SUMEXP, EXPS_ARRAY   optional: the level's own small-C
+ *                 class loop, row chunk loop, tile class loop and shifted-exp array
+ *                 (cece_avx512.h); without them the portable loops below
  * and undefines them after. The parts, in the order they build on each other: common
  * (constants, softcap), rows, tiles, small (the common small-C call), probs
  * (from_logits=False), entry (cross_entropy), normalize (log_softmax, softmax, logsumexp).

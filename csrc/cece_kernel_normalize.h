@@ -34,7 +34,7 @@ static void FN(normalize_core)(int op, int64_t C, int64_t stride, int64_t nw, co
     T m[CECE_TILE], ls[CECE_TILE], U[CECE_TILE];
     if (m_ready) memcpy(m, m_ready, (size_t)nw * sizeof(T));
     else FN(tile_max)(zb, C, stride, nw, m);
-    FN(tile_sumexp_)(zb, NULL, C, stride, nw, m, U, 0, (T)1, (T)1, 0);
+    FN(tile_sumexp_)(zb, NULL, C, stride, nw, m, U, 0, (T)1, (T)1, 0, NULL);
 #pragma omp simd
     for (int64_t i = 0; i < nw; i++) ls[i] = VLOG1P(U[i]);
     if (op == CECE_LOGSUMEXP) {

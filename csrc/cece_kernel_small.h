@@ -36,10 +36,13 @@ CECE_INLINE void FN(small_sums_)(const T *zt, const T *m, int64_t C, T *et, T *r
     }
 }
 
-/* store as a constant: a conditional store would cost SSE2 its vector loop */
-CECE_INLINE void FN(small_sums)(const T *zt, const T *m, int64_t C, T *et, T *rest, T *ones) {
+/* store as a constant: a conditional store would cost SSE2 its vector loop. With nz set,
+ * then the next block's tile and maxima, as the levels' own SMALL_SUMS interleave them. */
+CECE_INLINE void FN(small_sums)(const T *zt, const T *m, int64_t C, T *et, T *rest, T *ones,
+                                const T *nz, int64_t nnw, T *ntile, T *nm) {
     if (et) FN(small_sums_)(zt, m, C, et, rest, ones, 1);
     else FN(small_sums_)(zt, m, C, et, rest, ones, 0);
+    if (nz) ROWS_TO_TILE_MAX(nz, C, nnw, CECE_SMALL_BLOCK, ntile, nm);
 }
 #ifndef SMALL_SUMS
 #define SMALL_SUMS FN(small_sums)
@@ -55,7 +58,9 @@ CECE_INLINE void FN(small_plain_)(const cece_ce_args *a, const FN(consts) *k, in
     const int64_t *labels = a->labels;
     T *losses = (T *)a->losses;
     const T scale = (T)k->grad_scale;
-    T zt[CECE_SMALL_C * B], et[CECE_SMALL_C * B], m[B];
+    /* two tiles and maxima: this block's, and the next one's, filled while this one's
+     * exps run */
+    T tiles[2][CECE_SMALL_C * B], maxima[2][B], et[CECE_SMALL_C * B];
     T zy[B], valid[B], all_valid[B], rest[B], ones[B], loss[B], gy[B], factor[B];
     int64_t y[B];
     double loss_sum[B];
@@ -71,12 +76,16 @@ CECE_INLINE void FN(small_plain_)(const cece_ce_args *a, const FN(consts) *k, in
     if ((p1 - p0) % B != 0) {
         /* The lanes of the last, partial block past its last row are computed and dropped:
          * they must hold values (an earlier block's, or these) */
-        memset(zt, 0, (size_t)(C * B) * sizeof(T));
-        memset(m, 0, sizeof m);
+        memset(tiles, 0, sizeof tiles);
+        memset(maxima, 0, sizeof maxima);
     }
-    for (int64_t b0 = p0; b0 < p1; b0 += B) {
+    if (p0 < p1)
+        ROWS_TO_TILE_MAX((const T *)a->logits + p0 * C, C, p1 - p0 < B ? p1 - p0 : B, B,
+                         tiles[0], maxima[0]);
+    for (int64_t b0 = p0, cur = 0; b0 < p1; b0 += B, cur ^= 1) {
         const int64_t nw = p1 - b0 < B ? p1 - b0 : B;
-        ROWS_TO_TILE_MAX((const T *)a->logits + b0 * C, C, nw, B, zt, m);
+        const T *zt = tiles[cur], *m = maxima[cur];
+        const int64_t nnw = p1 - (b0 + B) < B ? p1 - (b0 + B) : B; /* the next block's rows */
         const int64_t *yb = y; /* the block's classes, CECE_IGNORED or CECE_BAD */
         const T *vb = valid;   /* 1 for a row with a class, else 0 */
         if (all_classes && nw == B) {
@@ -101,7 +110,9 @@ CECE_INLINE void FN(small_plain_)(const cece_ce_args *a, const FN(consts) *k, in
                     if (y[l] == CECE_BAD && b0 + l < *bad) { *bad = b0 + l; break; }
         }
         PICK_LABEL_LOGITS((const T *)a->logits + b0 * C, C, B, yb, zy);
-        SMALL_SUMS(zt, m, C, want_grad && C < 16 ? et : NULL, rest, ones);
+        SMALL_SUMS(zt, m, C, want_grad && C < 16 ? et : NULL, rest, ones,
+                   nnw > 0 ? (const T *)a->logits + (b0 + B) * C : NULL, nnw, tiles[cur ^ 1],
+                   maxima[cur ^ 1]);
 #pragma omp simd
         for (int64_t l = 0; l < B; l++) {
             T U = (ones[l] - 1) + rest[l];

@@ -66,6 +66,20 @@ static int64_t FN(tile_positions)(const cece_ce_args *a, int64_t p0, int64_t nw,
 }
 
 CECE_INLINE void FN(tile_max)(const T *zb, int64_t C, int64_t inner, int64_t nw, T *m) {
+    if (nw == CECE_TILE) {
+        /* A full tile's maxima in a local array of constant size, which the compiler keeps
+         * in registers across the classes; through m, each class loaded and stored them
+         * again (a store-to-load chain per class: a third of an axis=1 forward). */
+        T top[CECE_TILE];
+        for (int64_t i = 0; i < CECE_TILE; i++) top[i] = -(T)INFINITY;
+        for (int64_t c = 0; c < C; c++) {
+            const T *zc = zb + c * inner;
+#pragma omp simd
+            for (int64_t i = 0; i < CECE_TILE; i++) top[i] = zc[i] > top[i] ? zc[i] : top[i];
+        }
+        for (int64_t i = 0; i < CECE_TILE; i++) m[i] = top[i];
+        return;
+    }
     for (int64_t i = 0; i < nw; i++) m[i] = -(T)INFINITY;
     for (int64_t c = 0; c < C; c++) {
         const T *zc = zb + c * inner;
@@ -83,7 +97,14 @@ CECE_INLINE void FN(tile_max)(const T *zb, int64_t C, int64_t inner, int64_t nw,
  * counting the ones was measured 4-20% slower: three running selects against two sums.) */
 CECE_INLINE void FN(tile_block_sumexp_)(const T *zb, T *eb, int64_t c0, int64_t c1, int64_t inner,
                                         int64_t nw, const T *m, T *rest, T *ones,
-                                        const int has_cap, T cap, T inv_cap, const int store) {
+                                        const int has_cap, T cap, T inv_cap, const int store,
+                                        const T *ahead) {
+#ifdef TILE_SUMEXP
+    if (!has_cap && nw == CECE_TILE) { /* the level's own loop, the same bits */
+        TILE_SUMEXP(zb, eb, c0, c1, inner, m, rest, ones, store, ahead);
+        return;
+    }
+#endif
     for (int64_t i = 0; i < nw; i++) rest[i] = ones[i] = 0;
     for (int64_t c = c0; c < c1; c++) {
         const T *zc = zb + c * inner;
@@ -102,10 +123,10 @@ CECE_INLINE void FN(tile_block_sumexp_)(const T *zb, T *eb, int64_t c0, int64_t 
 
 CECE_INLINE void FN(tile_sumexp_)(const T *zb, T *eb, int64_t C, int64_t inner, int64_t nw,
                                   const T *m, T *U, const int has_cap, T cap, T inv_cap,
-                                  const int store) {
+                                  const int store, const T *ahead) {
     T rest[CECE_TILE], ones[CECE_TILE];
     if (C <= CECE_SUM_BLOCK) {
-        FN(tile_block_sumexp_)(zb, eb, 0, C, inner, nw, m, rest, ones, has_cap, cap, inv_cap, store);
+        FN(tile_block_sumexp_)(zb, eb, 0, C, inner, nw, m, rest, ones, has_cap, cap, inv_cap, store, ahead);
 #pragma omp simd
         for (int64_t i = 0; i < nw; i++) U[i] = (ones[i] - 1) + rest[i];
         return;
@@ -114,7 +135,7 @@ CECE_INLINE void FN(tile_sumexp_)(const T *zb, T *eb, int64_t C, int64_t inner, 
     for (int64_t i = 0; i < nw; i++) R[i] = O[i] = 0.0;
     for (int64_t c0 = 0; c0 < C; c0 += CECE_SUM_BLOCK) {
         const int64_t c1 = C - c0 < CECE_SUM_BLOCK ? C : c0 + CECE_SUM_BLOCK;
-        FN(tile_block_sumexp_)(zb, eb, c0, c1, inner, nw, m, rest, ones, has_cap, cap, inv_cap, store);
+        FN(tile_block_sumexp_)(zb, eb, c0, c1, inner, nw, m, rest, ones, has_cap, cap, inv_cap, store, ahead);
 #pragma omp simd
         for (int64_t i = 0; i < nw; i++) {
             R[i] += (double)rest[i];
@@ -126,10 +147,10 @@ CECE_INLINE void FN(tile_sumexp_)(const T *zb, T *eb, int64_t C, int64_t inner, 
 }
 
 static void FN(tile_sumexp)(const T *zb, T *eb, int64_t C, int64_t inner, int64_t nw, const T *m,
-                            T *U, const FN(consts) *k) {
-    if (eb) FN(tile_sumexp_)(zb, eb, C, inner, nw, m, U, 0, k->cap, k->inv_cap, 1);
-    else if (k->has_cap) FN(tile_sumexp_)(zb, NULL, C, inner, nw, m, U, 1, k->cap, k->inv_cap, 0);
-    else FN(tile_sumexp_)(zb, NULL, C, inner, nw, m, U, 0, k->cap, k->inv_cap, 0);
+                            T *U, const FN(consts) *k, const T *ahead) {
+    if (eb) FN(tile_sumexp_)(zb, eb, C, inner, nw, m, U, 0, k->cap, k->inv_cap, 1, ahead);
+    else if (k->has_cap) FN(tile_sumexp_)(zb, NULL, C, inner, nw, m, U, 1, k->cap, k->inv_cap, 0, ahead);
+    else FN(tile_sumexp_)(zb, NULL, C, inner, nw, m, U, 0, k->cap, k->inv_cap, 0, ahead);
 }
 
 /* Ad += sum_c a_c * (z_c - m) and A += sum_c a_c over the tile, for either target form:
@@ -308,7 +329,7 @@ CECE_INLINE void FN(tile_finish_plain_)(const FN(consts) *k, int64_t nw, FN(tile
  * multiple of CECE_SUM_LANES past the item's first position). */
 static void FN(tile_core)(const cece_ce_args *a, const FN(consts) *k, const T *zb, const T *tb,
                           T *gb, int64_t stride, int64_t p0, int64_t nw, const T *m_ready,
-                          cece_sums *acc, int64_t *bad) {
+                          const T *ahead, cece_sums *acc, int64_t *bad) {
     const int64_t C = a->classes;
     const int labels = a->labels != NULL;
     T *losses = (T *)a->losses;
@@ -332,7 +353,7 @@ static void FN(tile_core)(const cece_ce_args *a, const FN(consts) *k, const T *z
     /* Store the exps in gb for the gradient, unless gb is zb and a later pass still needs
      * the logits (the same rule as the rows' k->store_exp). */
     const int store = gb && !k->has_cap && (gb != zb || (labels && k->uni == 0.0));
-    FN(tile_sumexp)(zb, store ? gb : NULL, C, stride, nw, st.m, st.U, k);
+    FN(tile_sumexp)(zb, store ? gb : NULL, C, stride, nw, st.m, st.U, k, ahead);
     const int has_dot = tb || k->uni > 0.0;
     if (has_dot) {
         for (int64_t i = 0; i < nw; i++) st.A[i] = st.Ad[i] = 0.0;
@@ -378,9 +399,14 @@ static void FN(ce_tile)(const cece_ce_args *a, const FN(consts) *k, int64_t p0, 
                         cece_sums *acc, int64_t *bad) {
     const int64_t C = a->classes, inner = a->inner;
     const int64_t o = p0 / inner, offset = o * C * inner + (p0 - o * inner);
+    /* the next tile's logits, prefetched while this tile's exps run: its max pass, the
+     * read from memory, then finds them in L2 */
+    const int64_t on = p1 / inner, next = on * C * inner + (p1 - on * inner);
+    const T *ahead = p1 < a->outer * inner ? (const T *)a->logits + next : NULL;
     FN(tile_core)(a, k, (const T *)a->logits + offset,
                   a->probs ? (const T *)a->probs + offset : NULL,
-                  a->grad ? (T *)a->grad + offset : NULL, inner, p0, p1 - p0, NULL, acc, bad);
+                  a->grad ? (T *)a->grad + offset : NULL, inner, p0, p1 - p0, NULL, ahead, acc,
+                  bad);
 }
 
 /* Rows shorter than CECE_SMALL_C: a vector along a row would be mostly empty, so blocks of
@@ -397,7 +423,7 @@ static void FN(ce_small_rows)(const cece_ce_args *a, const FN(consts) *k, int64_
         T *g = a->grad ? (T *)a->grad + b0 * C : NULL;
         ROWS_TO_TILE_MAX((const T *)a->logits + b0 * C, C, nw, rows, zt, m);
         if (t) ROWS_TO_TILE(t, C, nw, rows, tt);
-        FN(tile_core)(a, k, zt, t ? tt : NULL, g ? gt : NULL, rows, b0, nw, m, acc, bad);
+        FN(tile_core)(a, k, zt, t ? tt : NULL, g ? gt : NULL, rows, b0, nw, m, NULL, acc, bad);
         if (g) TILE_TO_ROWS(gt, C, nw, rows, g);
     }
 }

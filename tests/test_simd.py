@@ -159,6 +159,42 @@ def test_avx512_small_classes_same_bits_as_avx2(rng, dtype):
 
 
 @pytest.mark.parametrize("dtype", FLOATS, ids=["f64", "f32"])
+@pytest.mark.parametrize("shape, axis", [((37, 1000), -1), ((5, 3000), -1), ((3, 2100), -1),
+                                         ((4, 300, 8, 8), 1), ((3, 40, 64), 1),
+                                         ((2, 17, 130), 1)],
+                         ids=["rows-1000", "rows-3000", "rows-2100", "tiles-full",
+                              "tiles-40", "tiles-partial"])
+def test_avx512_rows_and_tiles_same_bits_as_avx2(rng, dtype, shape, axis):
+    """The row kernel's chunk loop and the tile kernel's class loop at AVX-512 (intrinsics,
+    cece_avx512.h) against AVX2's portable loops: losses and gradients to the bit, with
+    ties at the max, -inf, NaN, exps far below the max, and a later chunk raising the max."""
+    _fma_levels()
+    x = make_logits(rng, shape, dtype, scale=30.0)
+    x[rng.random(x.shape) < 0.05] = -np.inf
+    moved = np.moveaxis(x, axis, -1)  # a view: (..., C)
+    rows = int(np.prod(moved.shape[:-1]))
+    C = shape[axis]
+    for r, fix in ((0, lambda v: v.fill(0.0)),                   # all ties
+                   (1, lambda v: v.__setitem__(0, np.nan)),
+                   (2, lambda v: v.__isub__(200.0)),             # exps of 0 and subnormals
+                   (3, lambda v: v.__setitem__(C - 1, 500.0))):  # the max in the last chunk
+        if r < rows:
+            idx = np.unravel_index(r, moved.shape[:-1])
+            fix(moved[idx])
+    batch = tuple(s for i, s in enumerate(shape) if i != axis % len(shape))
+    y = make_labels(rng, batch, C, ignore_index=-100, ignore_frac=0.1)
+
+    def run():
+        with np.errstate(all="ignore"):
+            return [cece.cross_entropy(x, y, axis=axis, reduction="none"),
+                    *cece.cross_entropy_with_grad(x, y, axis=axis, reduction="sum")]
+
+    got = {level: _at_level(level, run) for level in ("avx2", "avx512")}
+    for a, b in zip(got["avx512"], got["avx2"]):
+        assert _same_bits(a, b)
+
+
+@pytest.mark.parametrize("dtype", FLOATS, ids=["f64", "f32"])
 def test_shifted_exp_every_length(simd_level, rng, dtype):
     """The shifted exp's vector bodies and tails: lengths 0..40, every position written."""
     for n in range(41):
