@@ -124,34 +124,21 @@ CECE_INLINE int64_t cece_next_classes_f32(const float *z, int64_t C, int64_t c, 
                                           float *tile, __m512 *top0, __m512 *top1) {
     const __m512i off = cece_lane_times16(C);
     __m512 *top[2] = {top0, top1};
-    if (c + 1 < C) {
-        const __m512i evens = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22,
-                                                24, 26, 28, 30);
-        const __m512i odds = _mm512_add_epi32(evens, _mm512_set1_epi32(1));
-        const __m256i off_lo = _mm512_castsi512_si256(off), off_hi = _mm512_extracti64x4_epi64(off, 1);
-        for (int h = 0; h < 2; h++) {
-            const __mmask16 live = nw > 16 * h ? cece_first16(nw - 16 * h) : 0;
-            const float *base = z + 16 * h * C + c;
-            const __m512 lo = _mm512_castpd_ps(_mm512_mask_i32gather_pd(
-                _mm512_setzero_pd(), (__mmask8)live, off_lo, base, sizeof(float)));
-            const __m512 hi = _mm512_castpd_ps(_mm512_mask_i32gather_pd(
-                _mm512_setzero_pd(), (__mmask8)(live >> 8), off_hi, base, sizeof(float)));
-            const __m512 v0 = _mm512_permutex2var_ps(lo, evens, hi);
-            const __m512 v1 = _mm512_permutex2var_ps(lo, odds, hi);
-            _mm512_storeu_ps(tile + c * 32 + 16 * h, v0);
-            _mm512_storeu_ps(tile + (c + 1) * 32 + 16 * h, v1);
-            *top[h] = _mm512_max_ps(v1, _mm512_max_ps(v0, *top[h]));
-        }
-        return 2;
-    }
     for (int h = 0; h < 2; h++) {
         const __mmask16 live = nw > 16 * h ? cece_first16(nw - 16 * h) : 0;
-        const __m512 v = _mm512_mask_i32gather_ps(_mm512_setzero_ps(), live, off,
-                                                  z + 16 * h * C + c, sizeof(float));
-        _mm512_storeu_ps(tile + c * 32 + 16 * h, v);
-        *top[h] = _mm512_max_ps(v, *top[h]);
+        const float *base = z + 16 * h * C + c;
+        __m512 v0, v1;
+        if (c + 1 < C) {
+            cece_gather_pair16_f32(base, off, live, &v0, &v1);
+            _mm512_storeu_ps(tile + (c + 1) * 32 + 16 * h, v1);
+            *top[h] = _mm512_max_ps(v1, _mm512_max_ps(v0, *top[h]));
+        } else {
+            v0 = _mm512_mask_i32gather_ps(_mm512_setzero_ps(), live, off, base, sizeof(float));
+            *top[h] = _mm512_max_ps(v0, *top[h]);
+        }
+        _mm512_storeu_ps(tile + c * 32 + 16 * h, v0);
     }
-    return 1;
+    return c + 1 < C ? 2 : 1;
 }
 
 CECE_INLINE int64_t cece_next_classes_f64(const double *z, int64_t C, int64_t c, int64_t nw,

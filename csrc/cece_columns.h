@@ -120,27 +120,33 @@ CECE_INLINE __mmask8 cece_first8(int64_t n) {
 /* float32: a row's classes c and c + 1 are one 64-bit element, so two gathers of 8 such
  * pairs (rows 0-7 and 8-15) bring two classes of 16 rows with half the loads of two 16-lane
  * gathers (the loads are what a gather costs), and two permutes part the pairs into the two
- * classes. An odd C's last class comes by a 16-lane gather. */
-CECE_INLINE void cece_rows_to_tile_max_f32(const float *z, int64_t C, int64_t nw,
-                                           int64_t stride, float *tile, float *m) {
-    const __m512i off = cece_lane_times16(C);
-    const __m256i off_lo = _mm512_castsi512_si256(off), off_hi = _mm512_extracti64x4_epi64(off, 1);
+ * classes: v0 and v1 from base = row 0's class c, off = cece_lane_times16(C), lanes not
+ * live 0. An odd C's last class comes by a 16-lane gather. */
+CECE_INLINE void cece_gather_pair16_f32(const float *base, __m512i off, __mmask16 live,
+                                        __m512 *v0, __m512 *v1) {
     const __m512i evens = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26,
                                             28, 30);
     const __m512i odds = _mm512_add_epi32(evens, _mm512_set1_epi32(1));
+    const __m512 lo = _mm512_castpd_ps(_mm512_mask_i32gather_pd(
+        _mm512_setzero_pd(), (__mmask8)live, _mm512_castsi512_si256(off), base, sizeof(float)));
+    const __m512 hi = _mm512_castpd_ps(_mm512_mask_i32gather_pd(
+        _mm512_setzero_pd(), (__mmask8)(live >> 8), _mm512_extracti64x4_epi64(off, 1), base,
+        sizeof(float)));
+    *v0 = _mm512_permutex2var_ps(lo, evens, hi);
+    *v1 = _mm512_permutex2var_ps(lo, odds, hi);
+}
+
+CECE_INLINE void cece_rows_to_tile_max_f32(const float *z, int64_t C, int64_t nw,
+                                           int64_t stride, float *tile, float *m) {
+    const __m512i off = cece_lane_times16(C);
     for (int64_t i0 = 0; i0 < nw; i0 += 16) {
         const __mmask16 live = cece_first16(nw - i0);
-        const __mmask8 live_lo = (__mmask8)live, live_hi = (__mmask8)(live >> 8);
         const float *base = z + i0 * C;
         __m512 top = _mm512_set1_ps(-INFINITY);
         int64_t c = 0;
         for (; c + 1 < C; c += 2) {
-            __m512 lo = _mm512_castpd_ps(_mm512_mask_i32gather_pd(
-                _mm512_setzero_pd(), live_lo, off_lo, base + c, sizeof(float)));
-            __m512 hi = _mm512_castpd_ps(_mm512_mask_i32gather_pd(
-                _mm512_setzero_pd(), live_hi, off_hi, base + c, sizeof(float)));
-            __m512 v0 = _mm512_permutex2var_ps(lo, evens, hi);
-            __m512 v1 = _mm512_permutex2var_ps(lo, odds, hi);
+            __m512 v0, v1;
+            cece_gather_pair16_f32(base + c, off, live, &v0, &v1);
             _mm512_storeu_ps(tile + c * stride + i0, v0);
             _mm512_storeu_ps(tile + (c + 1) * stride + i0, v1);
             top = _mm512_max_ps(v0, top); /* v > top ? v : top: a NaN v keeps top */
