@@ -158,6 +158,37 @@ CECE_INLINE int64_t cece_next_classes_f64(const double *z, int64_t C, int64_t c,
 CECE_AVX512_SMALL_SUMS(float, f32, ps, __m512, 16, __mmask16, cece_exps_v16, cece_next_classes_f32)
 CECE_AVX512_SMALL_SUMS(double, f64, pd, __m512d, 8, __mmask8, cece_exps_v8, cece_next_classes_f64)
 
+/* The float32 forward's product accumulation (cece_kernel_small.h, FN(small_product), has
+ * the portable form and the meaning) on a block of two vectors of rows: the selects as
+ * masked operations. */
+CECE_INLINE void cece_small_product_f32(const float *rest, const float *ones, const float *zy,
+                                        const float *m, const float *vb, double *prod,
+                                        double *tiny, double *dy_sum) {
+    const __m512 zero = _mm512_setzero_ps();
+    const __m512d one = _mm512_set1_pd(1.0), cut = _mm512_set1_pd(0x1p-29);
+    for (int h = 0; h < 2; h++) {
+        const __m512 U = _mm512_add_ps(_mm512_sub_ps(_mm512_loadu_ps(ones + 16 * h),
+                                                     _mm512_set1_ps(1.0f)),
+                                       _mm512_loadu_ps(rest + 16 * h));
+        const __m512 dy = _mm512_sub_ps(_mm512_loadu_ps(zy + 16 * h), _mm512_loadu_ps(m + 16 * h));
+        const __mmask16 on = _mm512_cmp_ps_mask(_mm512_loadu_ps(vb + 16 * h), zero, _CMP_NEQ_UQ);
+        for (int q = 0; q < 2; q++) {
+            const int l = 16 * h + 8 * q;
+            const __m256 Uq = q ? _mm512_extractf32x8_ps(U, 1) : _mm512_castps512_ps256(U);
+            const __m256 dyq = q ? _mm512_extractf32x8_ps(dy, 1) : _mm512_castps512_ps256(dy);
+            const __mmask8 onq = (__mmask8)(on >> (8 * q));
+            const __m512d u = _mm512_cvtps_pd(Uq);
+            const __mmask8 big = _mm512_mask_cmp_pd_mask(onq, u, cut, _CMP_GE_OQ);
+            const __mmask8 small = onq & (__mmask8)~big;
+            const __m512d p = _mm512_loadu_pd(prod + l), t = _mm512_loadu_pd(tiny + l),
+                          d = _mm512_loadu_pd(dy_sum + l);
+            _mm512_storeu_pd(prod + l, _mm512_mask_mul_pd(p, big, p, _mm512_add_pd(one, u)));
+            _mm512_storeu_pd(tiny + l, _mm512_mask_add_pd(t, small, t, u));
+            _mm512_storeu_pd(dy_sum + l, _mm512_mask_add_pd(d, onq, d, _mm512_cvtps_pd(dyq)));
+        }
+    }
+}
+
 /* The row kernel's chunk of whole blocks (cece_kernel_rows.h, FN(chunk_sumexp_), has the
  * portable form and the meaning): nblocks blocks of four vectors from z, e = exp(z - ref)
  * summed into the block's lanes (lane; with count_ones, only the non-maxima, x != 0, and the

@@ -26,6 +26,7 @@
 #define PICK_LABEL_LOGITS cece_pick_f32
 #if defined(__AVX512F__)
 #define SMALL_SUMS cece_small_sums_f32
+#define SMALL_PRODUCT cece_small_product_f32
 #define EXPS_ARRAY cece_exps_array_f32
 #define BLOCKS_SUMEXP cece_blocks_sumexp_f32
 #define TILE_SUMEXP cece_tile_sumexp_f32
@@ -42,6 +43,7 @@
 #undef TILE_TO_ROWS
 #undef PICK_LABEL_LOGITS
 #undef SMALL_SUMS
+#undef SMALL_PRODUCT
 #undef EXPS_ARRAY
 #undef BLOCKS_SUMEXP
 #undef TILE_SUMEXP
@@ -74,6 +76,7 @@
 #undef TILE_TO_ROWS
 #undef PICK_LABEL_LOGITS
 #undef SMALL_SUMS
+#undef SMALL_PRODUCT
 #undef EXPS_ARRAY
 #undef BLOCKS_SUMEXP
 #undef TILE_SUMEXP

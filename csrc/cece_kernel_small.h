@@ -51,8 +51,34 @@ CECE_INLINE void FN(small_sums)(const T *zt, const T *m, int64_t C, T *et, T *re
 #error "the levels' own SMALL_SUMS take blocks of two 64-byte vectors of rows"
 #endif
 
+/* The forward of a float32 mean or sum, a block of rows at a time: row l's log1p(U) goes
+ * into lane l's product of 1 + U, or, for tiny U, its sum of U, and its dy into a sum; the
+ * lane's loss is their log, sum and difference, at the end of the item. A float U has 24
+ * bits: from 2^-29 on, 1 + U is exact in a double, and the product of such factors rounds at
+ * 2^-53 a step, as a sum of logs would; below it, log1p(U) = U to 2^-30 relative. Rows that
+ * are not valid (vb 0) add nothing; a NaN U is not big, and goes to the sum. Levels with
+ * SMALL_PRODUCT (AVX-512) have their own, the same bits (the compiler turns this one's
+ * selects into branches). */
+CECE_INLINE void FN(small_product)(const T *rest, const T *ones, const T *zy, const T *m,
+                                   const T *vb, double *prod, double *tiny, double *dy_sum) {
+#pragma omp simd
+    for (int64_t l = 0; l < CECE_SMALL_BLOCK; l++) {
+        const double u = (double)((ones[l] - 1) + rest[l]);
+        const double dy = (double)(zy[l] - m[l]);
+        const int on = vb[l] != 0, big = u >= 0x1p-29;
+        prod[l] = on && big ? prod[l] * (1.0 + u) : prod[l];
+        tiny[l] = on && !big ? tiny[l] + u : tiny[l];
+        dy_sum[l] = on ? dy_sum[l] + dy : dy_sum[l];
+    }
+}
+#ifndef SMALL_PRODUCT
+#define SMALL_PRODUCT FN(small_product)
+#define CECE_SMALL_PRODUCT_PORTABLE
+#endif
+
 CECE_INLINE void FN(small_plain_)(const cece_ce_args *a, const FN(consts) *k, int64_t p0,
-                                  int64_t p1, cece_sums *acc, int64_t *bad, const int want_grad) {
+                                  int64_t p1, cece_sums *acc, int64_t *bad, const int want_grad,
+                                  const int by_product) {
     enum { B = CECE_SMALL_BLOCK };
     const int64_t C = a->classes, ignore = a->ignore_index;
     const int64_t *labels = a->labels;
@@ -64,15 +90,20 @@ CECE_INLINE void FN(small_plain_)(const cece_ce_args *a, const FN(consts) *k, in
     T zy[B], valid[B], all_valid[B], rest[B], ones[B], loss[B], gy[B], factor[B];
     int64_t y[B];
     double loss_sum[B];
-    int64_t nvalid = 0, classes_seen = 0;
-    for (int64_t l = 0; l < B; l++) loss_sum[l] = 0.0, all_valid[l] = 1;
-    /* The item's labels checked once: when all are classes (no ignore_index, none out of
-     * range: the usual call), full blocks take them as they are, sparing the per-block
+    /* by_product: a row's log1p(U) goes into its lane's product of 1 + U (or, for tiny U,
+     * its sum of U), its dy into a sum; the lane's loss is taken at the end (see below) */
+    double prod[B], tiny[B], dy_sum[B];
+    int64_t prod_exp[B], since_scaled = 0;
+    int64_t nvalid = 0;
+    for (int64_t l = 0; l < B; l++) {
+        loss_sum[l] = tiny[l] = dy_sum[l] = 0.0, prod[l] = 1.0, prod_exp[l] = 0;
+        all_valid[l] = 1;
+    }
+    /* With ignore_index outside [0, C) (the usual -100), a full block's labels are all classes
+     * exactly when the largest of them, as unsigned, is below C: one max per vector of labels,
+     * and such blocks (the usual call) take them as they are, sparing the per-block
      * classification (a sixth of a 10-class forward). */
-#pragma omp simd reduction(+ : classes_seen)
-    for (int64_t p = p0; p < p1; p++)
-        classes_seen += labels[p] != ignore && (uint64_t)labels[p] < (uint64_t)C;
-    const int all_classes = classes_seen == p1 - p0;
+    const int ignore_outside = (uint64_t)ignore >= (uint64_t)C;
     if ((p1 - p0) % B != 0) {
         /* The lanes of the last, partial block past its last row are computed and dropped:
          * they must hold values (an earlier block's, or these) */
@@ -88,7 +119,16 @@ CECE_INLINE void FN(small_plain_)(const cece_ce_args *a, const FN(consts) *k, in
         const int64_t nnw = p1 - (b0 + B) < B ? p1 - (b0 + B) : B; /* the next block's rows */
         const int64_t *yb = y; /* the block's classes, CECE_IGNORED or CECE_BAD */
         const T *vb = valid;   /* 1 for a row with a class, else 0 */
-        if (all_classes && nw == B) {
+        uint64_t top = (uint64_t)C;
+        if (ignore_outside && nw == B) {
+            top = 0;
+#pragma omp simd reduction(max : top)
+            for (int64_t l = 0; l < B; l++) {
+                const uint64_t u = (uint64_t)labels[b0 + l];
+                top = u > top ? u : top;
+            }
+        }
+        if (top < (uint64_t)C) {
             yb = labels + b0;
             vb = all_valid;
             nvalid += B;
@@ -113,6 +153,18 @@ CECE_INLINE void FN(small_plain_)(const cece_ce_args *a, const FN(consts) *k, in
         SMALL_SUMS(zt, m, C, want_grad && C < 16 ? et : NULL, rest, ones,
                    nnw > 0 ? (const T *)a->logits + (b0 + B) * C : NULL, nnw, tiles[cur ^ 1],
                    maxima[cur ^ 1]);
+        if (by_product) {
+            SMALL_PRODUCT(rest, ones, zy, m, vb, prod, tiny, dy_sum);
+            if (++since_scaled == 64) {
+                since_scaled = 0;
+                for (int64_t l = 0; l < B; l++) {
+                    const int64_t bits = cece_f64_to_bits(prod[l]);
+                    prod_exp[l] += (bits >> 52) - 1023;
+                    prod[l] = cece_bits_to_f64((bits & 0x000fffffffffffffLL) | 0x3ff0000000000000LL);
+                }
+            }
+            continue;
+        }
 #pragma omp simd
         for (int64_t l = 0; l < B; l++) {
             T U = (ones[l] - 1) + rest[l];
@@ -158,6 +210,10 @@ CECE_INLINE void FN(small_plain_)(const cece_ce_args *a, const FN(consts) *k, in
             if (yb[l] >= 0) et[yb[l] * B + l] = gy[l];
         TILE_TO_ROWS(et, C, nw, B, (T *)a->grad + b0 * C);
     }
+    if (by_product)
+        for (int64_t l = 0; l < B; l++)
+            loss_sum[l] = ((cece_log_f64(prod[l]) + (double)prod_exp[l] * 0.69314718055994530942) +
+                           tiny[l]) - dy_sum[l];
     /* position p0 + i went to loss_sum[i % B]; B is a multiple of CECE_SUM_LANES. The
      * denominator is a count: exact in any lane. */
     for (int64_t l = 0; l < B; l++) acc->loss[l % CECE_SUM_LANES] += loss_sum[l];
@@ -166,12 +222,19 @@ CECE_INLINE void FN(small_plain_)(const cece_ce_args *a, const FN(consts) *k, in
 
 static void FN(ce_small_plain)(const cece_ce_args *a, const FN(consts) *k, int64_t p0, int64_t p1,
                                cece_sums *acc, int64_t *bad) {
-    if (a->grad) FN(small_plain_)(a, k, p0, p1, acc, bad, 1);
-    else FN(small_plain_)(a, k, p0, p1, acc, bad, 0);
+    /* The forward of a float32 mean or sum: a lane's losses summed as the log of a product,
+     * one log per lane and item instead of one per row (a tenth of a 10-class forward). */
+    if (a->grad) FN(small_plain_)(a, k, p0, p1, acc, bad, 1, 0);
+    else if (sizeof(T) == 4 && !a->losses) FN(small_plain_)(a, k, p0, p1, acc, bad, 0, 1);
+    else FN(small_plain_)(a, k, p0, p1, acc, bad, 0, 0);
 }
 
 #ifdef CECE_SMALL_SUMS_PORTABLE
 #undef SMALL_SUMS
 #undef CECE_SMALL_SUMS_PORTABLE
+#endif
+#ifdef CECE_SMALL_PRODUCT_PORTABLE
+#undef SMALL_PRODUCT
+#undef CECE_SMALL_PRODUCT_PORTABLE
 #endif
 #undef CECE_SMALL_BLOCK
