@@ -155,6 +155,8 @@ CECE_INLINE void FN(small_plain_)(const cece_ce_args *a, const FN(consts) *k, in
                    maxima[cur ^ 1]);
         if (by_product) {
             SMALL_PRODUCT(rest, ones, zy, m, vb, prod, tiny, dy_sum);
+            /* a row's factor is below 256 (C < 256): 64 blocks take a product to at most
+             * 2^512, and it is scaled back to [1, 2), its exponent kept apart */
             if (++since_scaled == 64) {
                 since_scaled = 0;
                 for (int64_t l = 0; l < B; l++) {
