@@ -32,21 +32,7 @@
 #define TILE_SUMEXP cece_tile_sumexp_f32
 #endif
 #include "cece_kernel_body.h"
-#undef T
-#undef SUF
-#undef VEXP
-#undef VEXPS
-#undef VTANH
-#undef VLOG1P
-#undef ROWS_TO_TILE
-#undef ROWS_TO_TILE_MAX
-#undef TILE_TO_ROWS
-#undef PICK_LABEL_LOGITS
-#undef SMALL_SUMS
-#undef SMALL_PRODUCT
-#undef EXPS_ARRAY
-#undef BLOCKS_SUMEXP
-#undef TILE_SUMEXP
+#include "cece_instantiate_undef.h"
 
 #define T double
 #define SUF CECE_LEVEL_PASTE(f64, CECE_LEVEL)
@@ -65,18 +51,4 @@
 #define TILE_SUMEXP cece_tile_sumexp_f64
 #endif
 #include "cece_kernel_body.h"
-#undef T
-#undef SUF
-#undef VEXP
-#undef VEXPS
-#undef VTANH
-#undef VLOG1P
-#undef ROWS_TO_TILE
-#undef ROWS_TO_TILE_MAX
-#undef TILE_TO_ROWS
-#undef PICK_LABEL_LOGITS
-#undef SMALL_SUMS
-#undef SMALL_PRODUCT
-#undef EXPS_ARRAY
-#undef BLOCKS_SUMEXP
-#undef TILE_SUMEXP
+#include "cece_instantiate_undef.h"
