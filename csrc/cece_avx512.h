@@ -160,17 +160,37 @@ CECE_AVX512_SMALL_SUMS(double, f64, pd, __m512d, 8, __mmask8, cece_exps_v8, cece
 
 /* The float32 forward's product accumulation (cece_kernel_small.h, FN(small_product), has
  * the portable form and the meaning) on a block of two vectors of rows: the selects as
- * masked operations. */
+ * masked operations, and none for the usual block, every row valid and no U tiny (the
+ * same operations on every lane: the same bits; 3% of a 10-class forward, 8% at 4). */
 CECE_INLINE void cece_small_product_f32(const float *rest, const float *ones, const float *zy,
                                         const float *m, const float *vb, double *prod,
                                         double *tiny, double *dy_sum) {
     const __m512 zero = _mm512_setzero_ps();
     const __m512d one = _mm512_set1_pd(1.0), cut = _mm512_set1_pd(0x1p-29);
+    __m512 Us[2], dys[2];
+    __mmask16 common = 0xffff;
     for (int h = 0; h < 2; h++) {
-        const __m512 U = _mm512_add_ps(_mm512_sub_ps(_mm512_loadu_ps(ones + 16 * h),
-                                                     _mm512_set1_ps(1.0f)),
-                                       _mm512_loadu_ps(rest + 16 * h));
-        const __m512 dy = _mm512_sub_ps(_mm512_loadu_ps(zy + 16 * h), _mm512_loadu_ps(m + 16 * h));
+        Us[h] = _mm512_add_ps(_mm512_sub_ps(_mm512_loadu_ps(ones + 16 * h), _mm512_set1_ps(1.0f)),
+                              _mm512_loadu_ps(rest + 16 * h));
+        dys[h] = _mm512_sub_ps(_mm512_loadu_ps(zy + 16 * h), _mm512_loadu_ps(m + 16 * h));
+        common &= _mm512_cmp_ps_mask(Us[h], _mm512_set1_ps(0x1p-29f), _CMP_GE_OQ) &
+                  _mm512_cmp_ps_mask(_mm512_loadu_ps(vb + 16 * h), zero, _CMP_NEQ_UQ);
+    }
+    if (common == 0xffff) { /* the usual block: every row valid, no tiny U; no masks */
+        for (int q = 0; q < 4; q++) {
+            const __m256 Uq = q & 1 ? _mm512_extractf32x8_ps(Us[q >> 1], 1)
+                                    : _mm512_castps512_ps256(Us[q >> 1]);
+            const __m256 dyq = q & 1 ? _mm512_extractf32x8_ps(dys[q >> 1], 1)
+                                     : _mm512_castps512_ps256(dys[q >> 1]);
+            _mm512_storeu_pd(prod + 8 * q, _mm512_mul_pd(_mm512_loadu_pd(prod + 8 * q),
+                                                         _mm512_add_pd(one, _mm512_cvtps_pd(Uq))));
+            _mm512_storeu_pd(dy_sum + 8 * q,
+                             _mm512_add_pd(_mm512_loadu_pd(dy_sum + 8 * q), _mm512_cvtps_pd(dyq)));
+        }
+        return;
+    }
+    for (int h = 0; h < 2; h++) {
+        const __m512 U = Us[h], dy = dys[h];
         const __mmask16 on = _mm512_cmp_ps_mask(_mm512_loadu_ps(vb + 16 * h), zero, _CMP_NEQ_UQ);
         for (int q = 0; q < 2; q++) {
             const int l = 16 * h + 8 * q;

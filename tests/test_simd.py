@@ -161,6 +161,33 @@ def test_avx512_small_classes_same_bits_as_avx2(rng, dtype):
             assert _same_bits(a, b), C
 
 
+@pytest.mark.parametrize("confident", [False, True], ids=["plain", "tiny-U"])
+def test_avx512_small_forward_usual_blocks_same_bits_as_avx2(rng, confident):
+    """The float32 forward of a mean or sum takes blocks whose rows all have a class and no
+    tiny U through unmasked product steps (cece_small_product_f32): against AVX2's portable
+    loop to the bit, alone and beside blocks that take the masked steps (a row with U below
+    2^-29, a row's label ignored)."""
+    _fma_levels()
+    for C in (1, 2, 3, 4, 10, 15, 16, 100):
+        n = 3 * 4096 + 7  # several items, the last block partial
+        x = make_logits(rng, (n, C), np.float32, scale=3.0)
+        y = make_labels(rng, (n,), C)
+        if confident:
+            for r in range(0, n, 997):  # U far below 2^-29 in some blocks
+                x[r] = -60.0
+                x[r, y[r]] = 40.0
+            y[[100, 5000]] = -100
+
+        def run():
+            return [cece.cross_entropy(x, y, reduction="mean"),
+                    cece.cross_entropy(x, y, reduction="sum"),
+                    cece.cross_entropy(x, y, reduction="sum", num_threads=1)]
+
+        got = {level: _at_level(level, run) for level in ("avx2", "avx512")}
+        for a, b in zip(got["avx512"], got["avx2"]):
+            assert _same_bits(a, b), C
+
+
 @pytest.mark.parametrize("dtype", FLOATS, ids=["f64", "f32"])
 @pytest.mark.parametrize("shape, axis", [((37, 1000), -1), ((5, 3000), -1), ((3, 2100), -1),
                                          ((4, 300, 8, 8), 1), ((3, 40, 64), 1),
