@@ -168,44 +168,34 @@ CECE_INLINE void cece_small_product_f32(const float *rest, const float *ones, co
     const __m512 zero = _mm512_setzero_ps();
     const __m512d one = _mm512_set1_pd(1.0), cut = _mm512_set1_pd(0x1p-29);
     __m512 Us[2], dys[2];
-    __mmask16 common = 0xffff;
+    __mmask16 on[2], common = 0xffff;
     for (int h = 0; h < 2; h++) {
         Us[h] = _mm512_add_ps(_mm512_sub_ps(_mm512_loadu_ps(ones + 16 * h), _mm512_set1_ps(1.0f)),
                               _mm512_loadu_ps(rest + 16 * h));
         dys[h] = _mm512_sub_ps(_mm512_loadu_ps(zy + 16 * h), _mm512_loadu_ps(m + 16 * h));
-        common &= _mm512_cmp_ps_mask(Us[h], _mm512_set1_ps(0x1p-29f), _CMP_GE_OQ) &
-                  _mm512_cmp_ps_mask(_mm512_loadu_ps(vb + 16 * h), zero, _CMP_NEQ_UQ);
+        on[h] = _mm512_cmp_ps_mask(_mm512_loadu_ps(vb + 16 * h), zero, _CMP_NEQ_UQ);
+        common &= on[h] & _mm512_cmp_ps_mask(Us[h], _mm512_set1_ps(0x1p-29f), _CMP_GE_OQ);
     }
-    if (common == 0xffff) { /* the usual block: every row valid, no tiny U; no masks */
-        for (int q = 0; q < 4; q++) {
-            const __m256 Uq = q & 1 ? _mm512_extractf32x8_ps(Us[q >> 1], 1)
-                                    : _mm512_castps512_ps256(Us[q >> 1]);
-            const __m256 dyq = q & 1 ? _mm512_extractf32x8_ps(dys[q >> 1], 1)
-                                     : _mm512_castps512_ps256(dys[q >> 1]);
-            _mm512_storeu_pd(prod + 8 * q, _mm512_mul_pd(_mm512_loadu_pd(prod + 8 * q),
-                                                         _mm512_add_pd(one, _mm512_cvtps_pd(Uq))));
-            _mm512_storeu_pd(dy_sum + 8 * q,
-                             _mm512_add_pd(_mm512_loadu_pd(dy_sum + 8 * q), _mm512_cvtps_pd(dyq)));
+    const int usual = common == 0xffff; /* every row valid, no tiny U: no masks */
+    for (int q = 0; q < 4; q++) { /* lanes 8q..8q + 7 */
+        const int h = q >> 1, l = 8 * q;
+        const __m256 Uq = q & 1 ? _mm512_extractf32x8_ps(Us[h], 1) : _mm512_castps512_ps256(Us[h]);
+        const __m256 dyq =
+            q & 1 ? _mm512_extractf32x8_ps(dys[h], 1) : _mm512_castps512_ps256(dys[h]);
+        const __m512d u = _mm512_cvtps_pd(Uq), dy = _mm512_cvtps_pd(dyq);
+        const __m512d p = _mm512_loadu_pd(prod + l), d = _mm512_loadu_pd(dy_sum + l);
+        if (usual) {
+            _mm512_storeu_pd(prod + l, _mm512_mul_pd(p, _mm512_add_pd(one, u)));
+            _mm512_storeu_pd(dy_sum + l, _mm512_add_pd(d, dy));
+            continue;
         }
-        return;
-    }
-    for (int h = 0; h < 2; h++) {
-        const __m512 U = Us[h], dy = dys[h];
-        const __mmask16 on = _mm512_cmp_ps_mask(_mm512_loadu_ps(vb + 16 * h), zero, _CMP_NEQ_UQ);
-        for (int q = 0; q < 2; q++) {
-            const int l = 16 * h + 8 * q;
-            const __m256 Uq = q ? _mm512_extractf32x8_ps(U, 1) : _mm512_castps512_ps256(U);
-            const __m256 dyq = q ? _mm512_extractf32x8_ps(dy, 1) : _mm512_castps512_ps256(dy);
-            const __mmask8 onq = (__mmask8)(on >> (8 * q));
-            const __m512d u = _mm512_cvtps_pd(Uq);
-            const __mmask8 big = _mm512_mask_cmp_pd_mask(onq, u, cut, _CMP_GE_OQ);
-            const __mmask8 small = onq & (__mmask8)~big;
-            const __m512d p = _mm512_loadu_pd(prod + l), t = _mm512_loadu_pd(tiny + l),
-                          d = _mm512_loadu_pd(dy_sum + l);
-            _mm512_storeu_pd(prod + l, _mm512_mask_mul_pd(p, big, p, _mm512_add_pd(one, u)));
-            _mm512_storeu_pd(tiny + l, _mm512_mask_add_pd(t, small, t, u));
-            _mm512_storeu_pd(dy_sum + l, _mm512_mask_add_pd(d, onq, d, _mm512_cvtps_pd(dyq)));
-        }
+        const __mmask8 onq = (__mmask8)(on[h] >> (8 * (q & 1)));
+        const __mmask8 big = _mm512_mask_cmp_pd_mask(onq, u, cut, _CMP_GE_OQ);
+        const __mmask8 small = onq & (__mmask8)~big;
+        const __m512d t = _mm512_loadu_pd(tiny + l);
+        _mm512_storeu_pd(prod + l, _mm512_mask_mul_pd(p, big, p, _mm512_add_pd(one, u)));
+        _mm512_storeu_pd(tiny + l, _mm512_mask_add_pd(t, small, t, u));
+        _mm512_storeu_pd(dy_sum + l, _mm512_mask_add_pd(d, onq, d, dy));
     }
 }
 
