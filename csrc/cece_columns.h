@@ -169,8 +169,9 @@ CECE_INLINE void cece_rows_to_tile_max_f32(const float *z, int64_t C, int64_t nw
     CECE_INLINE void cece_pick_##SUF(const T *z, int64_t C, int64_t n, const int64_t *y,   \
                                      T *out) {                                              \
         const __m512i step = _mm512_set1_epi64(8 * C);                                      \
-        __m512i rows = _mm512_mullo_epi64(_mm512_setr_epi64(0, 1, 2, 3, 4, 5, 6, 7),       \
-                                          _mm512_set1_epi64(C));                            \
+        /* lane * C: 32-bit factors (C < CECE_SMALL_C), one multiply instead of three */  \
+        __m512i rows = _mm512_mul_epu32(_mm512_setr_epi64(0, 1, 2, 3, 4, 5, 6, 7),          \
+                                        _mm512_set1_epi64(C));                              \
         for (int64_t l0 = 0; l0 < n; l0 += 8, rows = _mm512_add_epi64(rows, step)) {       \
             const __m512i yl = _mm512_loadu_si512(y + l0);                                  \
             const __mmask8 ok = _mm512_cmpge_epi64_mask(yl, _mm512_setzero_si512());       \

@@ -76,6 +76,40 @@ CECE_INLINE void FN(small_product)(const T *rest, const T *ones, const T *zy, co
 #define CECE_SMALL_PRODUCT_PORTABLE
 #endif
 
+/* A block's classes, CECE_IGNORED or CECE_BAD, and its valid flags; returns the count of
+ * rows with a class and lowers *bad to the first bad row. Out of line, as is the rescaling
+ * below: the usual block (every label a class) never comes here, and the block loop
+ * compiles leaner without them (measured, 10-class float32 forward: 5%). */
+__attribute__((noinline)) static int64_t FN(small_classify)(
+    const int64_t *labels, int64_t nw, int64_t C, int64_t ignore, int64_t b0, int64_t *y,
+    T *valid, int64_t *bad) {
+    enum { B = CECE_SMALL_BLOCK };
+    int64_t nbad = 0, nok = 0;
+#pragma omp simd reduction(+ : nbad, nok)
+    for (int64_t l = 0; l < B; l++) {
+        const int64_t label = l < nw ? labels[l < nw ? l : 0] : ignore;
+        /* As cece_position_weight: ignore_index first, then the range. */
+        y[l] = label == ignore ? CECE_IGNORED
+                               : ((uint64_t)label < (uint64_t)C ? label : CECE_BAD);
+        valid[l] = y[l] >= 0 ? (T)1 : (T)0;
+        nbad += y[l] == CECE_BAD;
+        nok += y[l] >= 0;
+    }
+    if (nbad > 0)
+        for (int64_t l = 0; l < nw; l++)
+            if (y[l] == CECE_BAD && b0 + l < *bad) { *bad = b0 + l; break; }
+    return nok;
+}
+
+/* The by_product lanes' products scaled back to [1, 2), their exponents kept apart. */
+__attribute__((noinline)) static void FN(small_rescale)(double *prod, int64_t *prod_exp) {
+    for (int64_t l = 0; l < CECE_SMALL_BLOCK; l++) {
+        const int64_t bits = cece_f64_to_bits(prod[l]);
+        prod_exp[l] += (bits >> 52) - 1023;
+        prod[l] = cece_bits_to_f64((bits & 0x000fffffffffffffLL) | 0x3ff0000000000000LL);
+    }
+}
+
 CECE_INLINE void FN(small_plain_)(const cece_ce_args *a, const FN(consts) *k, int64_t p0,
                                   int64_t p1, cece_sums *acc, int64_t *bad, const int want_grad,
                                   const int by_product) {
@@ -133,21 +167,7 @@ CECE_INLINE void FN(small_plain_)(const cece_ce_args *a, const FN(consts) *k, in
             vb = all_valid;
             nvalid += B;
         } else {
-            int64_t nbad = 0, nok = 0;
-#pragma omp simd reduction(+ : nbad, nok)
-            for (int64_t l = 0; l < B; l++) {
-                const int64_t label = l < nw ? labels[b0 + (l < nw ? l : 0)] : ignore;
-                /* As cece_position_weight: ignore_index first, then the range. */
-                y[l] = label == ignore ? CECE_IGNORED
-                                       : ((uint64_t)label < (uint64_t)C ? label : CECE_BAD);
-                valid[l] = y[l] >= 0 ? (T)1 : (T)0;
-                nbad += y[l] == CECE_BAD;
-                nok += y[l] >= 0;
-            }
-            nvalid += nok;
-            if (nbad > 0)
-                for (int64_t l = 0; l < nw; l++)
-                    if (y[l] == CECE_BAD && b0 + l < *bad) { *bad = b0 + l; break; }
+            nvalid += FN(small_classify)(labels + b0, nw, C, ignore, b0, y, valid, bad);
         }
         PICK_LABEL_LOGITS((const T *)a->logits + b0 * C, C, B, yb, zy);
         SMALL_SUMS(zt, m, C, want_grad && C < 16 ? et : NULL, rest, ones,
@@ -159,11 +179,7 @@ CECE_INLINE void FN(small_plain_)(const cece_ce_args *a, const FN(consts) *k, in
              * 2^512, and it is scaled back to [1, 2), its exponent kept apart */
             if (++since_scaled == 64) {
                 since_scaled = 0;
-                for (int64_t l = 0; l < B; l++) {
-                    const int64_t bits = cece_f64_to_bits(prod[l]);
-                    prod_exp[l] += (bits >> 52) - 1023;
-                    prod[l] = cece_bits_to_f64((bits & 0x000fffffffffffffLL) | 0x3ff0000000000000LL);
-                }
+                FN(small_rescale)(prod, prod_exp);
             }
             continue;
         }
