@@ -26,12 +26,12 @@
 
 /* e^r for |r| <= ln2/2, as cece_exp_poly_f32 / _f64. */
 CECE_INLINE __m512 cece_exp_poly_v16(__m512 r) {
-    const __m512 r2 = _mm512_mul_ps(r, r);
-    const __m512 a = _mm512_fmadd_ps(_mm512_set1_ps(CECE_EXPF_C3), r, _mm512_set1_ps(CECE_EXPF_C2));
-    const __m512 b = _mm512_fmadd_ps(_mm512_set1_ps(CECE_EXPF_C5), r, _mm512_set1_ps(CECE_EXPF_C4));
-    const __m512 c = _mm512_fmadd_ps(_mm512_set1_ps(CECE_EXPF_C7), r, _mm512_set1_ps(CECE_EXPF_C6));
-    const __m512 u = _mm512_fmadd_ps(_mm512_fmadd_ps(c, r2, b), r2, a);
-    return _mm512_fmadd_ps(r2, u, _mm512_add_ps(r, _mm512_set1_ps(1.0f)));
+    __m512 t = _mm512_fmadd_ps(_mm512_set1_ps(CECE_EXPF_C6), r, _mm512_set1_ps(CECE_EXPF_C5));
+    t = _mm512_fmadd_ps(t, r, _mm512_set1_ps(CECE_EXPF_C4));
+    t = _mm512_fmadd_ps(t, r, _mm512_set1_ps(CECE_EXPF_C3));
+    t = _mm512_fmadd_ps(t, r, _mm512_set1_ps(CECE_EXPF_C2));
+    t = _mm512_fmadd_ps(t, r, _mm512_set1_ps(1.0f));
+    return _mm512_fmadd_ps(t, r, _mm512_set1_ps(1.0f));
 }
 
 CECE_INLINE __m512d cece_exp_poly_v8(__m512d r) {
