@@ -173,27 +173,20 @@ CECE_AVX512_SMALL_SUMS(float, cece_small_sums_any_f32, f32, ps, __m512, 16, cece
 CECE_AVX512_SMALL_SUMS(double, cece_small_sums_f64, f64, pd, __m512d, 8, cece_next_classes_f64)
 
 /* The usual float32 forward block: C even, the next block whole, no e kept. The class loop
- * goes by pairs, each with the next block's pair beside it, gathered with no masks, no
- * branches and the maxima in registers: the same values as cece_small_sums_any_f32 (whose
- * per-class bookkeeping cost 3% of a 10-class forward, measured). */
+ * goes by pairs, each with the next block's pair beside it, every lane live, no branches and
+ * the maxima in registers: the same values as cece_small_sums_any_f32 (whose per-class
+ * bookkeeping cost 3% of a 10-class forward, measured). */
 CECE_INLINE void cece_small_sums_pairs_f32(const float *zt, const float *m, int64_t C,
                                            float *rest, float *ones, const float *nz,
                                            float *ntile, float *nm) {
     const __m512 m0 = _mm512_loadu_ps(m), m1 = _mm512_loadu_ps(m + 16);
     const __m512i off = cece_lane_times16(C);
-    const __m256i off_lo = _mm512_castsi512_si256(off), off_hi = _mm512_extracti64x4_epi64(off, 1);
-    const __m512i evens = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26,
-                                            28, 30);
-    const __m512i odds = _mm512_add_epi32(evens, _mm512_set1_epi32(1));
     __m512 r0 = _mm512_setzero_ps(), r1 = r0, o0 = r0, o1 = r0;
     __m512 top[2] = {_mm512_set1_ps(-INFINITY), _mm512_set1_ps(-INFINITY)};
     for (int64_t c = 0; c < C; c += 2) {
-        for (int h = 0; h < 2; h++) { /* rows 16h..16h + 15: as cece_gather_pair16_f32 */
-            const float *base = nz + 16 * h * C + c;
-            const __m512 lo = _mm512_castpd_ps(_mm512_i32gather_pd(off_lo, base, sizeof(float)));
-            const __m512 hi = _mm512_castpd_ps(_mm512_i32gather_pd(off_hi, base, sizeof(float)));
-            const __m512 v0 = _mm512_permutex2var_ps(lo, evens, hi);
-            const __m512 v1 = _mm512_permutex2var_ps(lo, odds, hi);
+        for (int h = 0; h < 2; h++) { /* rows 16h..16h + 15, every lane live */
+            __m512 v0, v1;
+            cece_gather_pair16_f32(nz + 16 * h * C + c, off, 0xffff, &v0, &v1);
             _mm512_storeu_ps(ntile + c * 32 + 16 * h, v0);
             _mm512_storeu_ps(ntile + (c + 1) * 32 + 16 * h, v1);
             top[h] = _mm512_max_ps(v1, _mm512_max_ps(v0, top[h]));
