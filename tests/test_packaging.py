@@ -16,6 +16,7 @@ import os
 import pydoc
 import re
 import runpy
+import shutil
 import subprocess
 import sys
 import sysconfig
@@ -28,6 +29,7 @@ import cece
 PACKAGE = Path(cece.__file__).resolve().parent
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLE = REPO / "examples" / "typed_usage.py"
+KERNEL_RATIO = REPO / "benchmarks" / "kernel_ratio.c"
 PUBLIC_FUNCTIONS = ["cross_entropy", "cross_entropy_grad", "cross_entropy_with_grad",
                     "log_softmax", "softmax", "logsumexp", "show_config"]
 
@@ -120,6 +122,21 @@ def test_typed_example_passes_mypy_strict(tmp_path):
         | {"PYTHONPATH": str(PACKAGE.parent)},
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+@pytest.mark.skipif(not KERNEL_RATIO.is_file() or not (REPO / "csrc" / "cece.h").is_file()
+                    or not sys.platform.startswith("linux"),
+                    reason="benchmarks/kernel_ratio.c needs a Linux source tree")
+def test_kernel_ratio_compiles_against_the_kernels(tmp_path):
+    """The C timing tool calls csrc/cece.h directly: it must keep compiling as that changes."""
+    cc = shutil.which(os.environ.get("CC", "cc")) or shutil.which("gcc")
+    if cc is None:
+        pytest.skip("no C compiler")
+    proc = subprocess.run(
+        [cc, "-c", "-Wall", "-Wextra", "-Werror", f"-I{REPO / 'csrc'}", str(KERNEL_RATIO),
+         "-o", str(tmp_path / "kernel_ratio.o")],
+        capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
 
 
 # ---- free-threaded CPython -----------------------------------------------------------------
