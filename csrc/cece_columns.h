@@ -56,8 +56,9 @@ CECE_INLINE __m256i cece_lane_times8(int64_t step) {
     }
 
 #define CECE_PLAIN_PICK(T, NAME)                                                           \
-    CECE_INLINE void NAME(const T *z, int64_t C, int64_t n, const int64_t *y, T *out) {    \
-        for (int64_t l = 0; l < n; l++) out[l] = y[l] >= 0 ? z[l * C + y[l]] : (T)0;       \
+    CECE_INLINE void NAME(const T *tile, int64_t stride, int64_t n, const int64_t *y,      \
+                          T *out) {                                                         \
+        for (int64_t l = 0; l < n; l++) out[l] = y[l] >= 0 ? tile[y[l] * stride + l] : (T)0; \
     }
 
 /* The way in with one element per lane, at either vector level: lane l of GATHER(live, off,
@@ -162,25 +163,42 @@ CECE_INLINE void cece_rows_to_tile_max_f32(const float *z, int64_t C, int64_t nw
     }
 }
 
-/* The label's logit of each row: out[l] = y[l] >= 0 ? z[l * C + y[l]] : 0 for l < n, a
- * multiple of 8. Read from the rows (in L1 since their transposition), not from the tile,
- * whose fresh stores a gather from it would wait for. */
-#define CECE_AVX512_PICK(T, SUF, GATHER, ZERO, STORE)                                      \
-    CECE_INLINE void cece_pick_##SUF(const T *z, int64_t C, int64_t n, const int64_t *y,   \
-                                     T *out) {                                              \
-        const __m512i step = _mm512_set1_epi64(8 * C);                                      \
-        /* lane * C: 32-bit factors (C < CECE_SMALL_C), one multiply instead of three */  \
-        __m512i rows = _mm512_mul_epu32(_mm512_setr_epi64(0, 1, 2, 3, 4, 5, 6, 7),          \
-                                        _mm512_set1_epi64(C));                              \
-        for (int64_t l0 = 0; l0 < n; l0 += 8, rows = _mm512_add_epi64(rows, step)) {       \
-            const __m512i yl = _mm512_loadu_si512(y + l0);                                  \
-            const __mmask8 ok = _mm512_cmpge_epi64_mask(yl, _mm512_setzero_si512());       \
-            STORE(out + l0, GATHER(ZERO, ok, _mm512_add_epi64(rows, yl), z, sizeof(T)));    \
-        }                                                                                   \
+/* The label's logit of each row of a block, from the block's tile: out[l] = y[l] >= 0 ?
+ * tile[y[l] * stride + l] : 0 for l < n, a multiple of the lanes. The tile is the one the
+ * class loop has just read (its stores long retired: a gather waits for fresh ones), and
+ * its offsets fit 32 bits, so float32 gathers 16 lanes at a time from the labels' low
+ * halves (labels here are classes or CECE_IGNORED / CECE_BAD, all within 32 bits): half the
+ * gathers of 8 lanes from the rows, which took 8% of a 10-class forward, this 4% (measured,
+ * benchmarks/kernel_ratio.c). */
+CECE_INLINE void cece_pick_f32(const float *tile, int64_t stride, int64_t n, const int64_t *y,
+                               float *out) {
+    const __m512i low_halves = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22,
+                                                 24, 26, 28, 30);
+    const __m512i lanes = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+    for (int64_t l0 = 0; l0 < n; l0 += 16) {
+        const __m512i yl = _mm512_permutex2var_epi32(_mm512_loadu_si512(y + l0), low_halves,
+                                                     _mm512_loadu_si512(y + l0 + 8));
+        const __mmask16 ok = _mm512_cmpge_epi32_mask(yl, _mm512_setzero_si512());
+        const __m512i at = _mm512_add_epi32(_mm512_mullo_epi32(yl, _mm512_set1_epi32((int)stride)),
+                                            _mm512_add_epi32(lanes, _mm512_set1_epi32((int)l0)));
+        _mm512_storeu_ps(out + l0, _mm512_mask_i32gather_ps(_mm512_setzero_ps(), ok, at, tile,
+                                                            sizeof(float)));
     }
+}
 
-CECE_AVX512_PICK(float, f32, _mm512_mask_i64gather_ps, _mm256_setzero_ps(), _mm256_storeu_ps)
-CECE_AVX512_PICK(double, f64, _mm512_mask_i64gather_pd, _mm512_setzero_pd(), _mm512_storeu_pd)
+CECE_INLINE void cece_pick_f64(const double *tile, int64_t stride, int64_t n, const int64_t *y,
+                               double *out) {
+    const __m512i lanes = _mm512_setr_epi64(0, 1, 2, 3, 4, 5, 6, 7);
+    for (int64_t l0 = 0; l0 < n; l0 += 8) {
+        const __m512i yl = _mm512_loadu_si512(y + l0);
+        const __mmask8 ok = _mm512_cmpge_epi64_mask(yl, _mm512_setzero_si512());
+        /* 32-bit factors: the ok lanes' labels are classes */
+        const __m512i at = _mm512_add_epi64(_mm512_mul_epu32(yl, _mm512_set1_epi64(stride)),
+                                            _mm512_add_epi64(lanes, _mm512_set1_epi64(l0)));
+        _mm512_storeu_pd(out + l0, _mm512_mask_i64gather_pd(_mm512_setzero_pd(), ok, at, tile,
+                                                            sizeof(double)));
+    }
+}
 
 #define CECE_GATHER512_PD(live, off, p) _mm512_mask_i32gather_pd(_mm512_setzero_pd(), live, off, p, 8)
 CECE_GATHER_TO_TILE(double, f64, __m512d, 8, __mmask8, cece_lane_times8, cece_first8, _mm512_set1_pd,

@@ -169,10 +169,11 @@ CECE_INLINE void FN(small_plain_)(const cece_ce_args *a, const FN(consts) *k, in
         } else {
             nvalid += FN(small_classify)(labels + b0, nw, C, ignore, b0, y, valid, bad);
         }
-        PICK_LABEL_LOGITS((const T *)a->logits + b0 * C, C, B, yb, zy);
         SMALL_SUMS(zt, m, C, want_grad && C < 16 ? et : NULL, rest, ones,
                    nnw > 0 ? (const T *)a->logits + (b0 + B) * C : NULL, nnw, tiles[cur ^ 1],
                    maxima[cur ^ 1]);
+        /* from the tile, after its class loop: by now the gathers find its stores retired */
+        PICK_LABEL_LOGITS(zt, B, B, yb, zy);
         if (by_product) {
             SMALL_PRODUCT(rest, ones, zy, m, vb, prod, tiny, dy_sum);
             /* a row's factor is below 256 (C < 256): 64 blocks take a product to at most
