@@ -169,6 +169,11 @@ def _bad_label_cases():
     last[-1] = 10
     y2 = np.zeros((2, 3), np.int64)
     y2[1, 2] = 7
+    # in a full block of short rows, labels whose low 32 bits are a class
+    high = np.zeros(64, np.int64)
+    high[37] = 2**32 + 3
+    wrapped = np.zeros(64, np.int64)
+    wrapped[40] = -(2**32) + 3
     return [
         ("above", X((5, 10)), np.array([0, 1, 2, 12, 4]), {}, r"target\[3\] = 12 is out of range for 10 classes"),
         ("equal_C", X((5, 10)), np.array([0, 10, 2, 3, 4]), {}, r"target\[1\] = 10 is out of range for 10 classes"),
@@ -185,6 +190,12 @@ def _bad_label_cases():
          r"target\[1\] = -100 is out of range for 4 classes"),
         ("tiles", X((37, 3)), np.r_[np.zeros(36, np.int64), 3], {},
          r"target\[36\] = 3 is out of range for 3 classes"),
+        ("high_half_f32", X((64, 10), np.float32), high, {},
+         r"target\[37\] = 4294967299 is out of range for 10 classes"),
+        ("high_half_f64", X((64, 10)), high, {},
+         r"target\[37\] = 4294967299 is out of range for 10 classes"),
+        ("wrapped_f32", X((64, 10), np.float32), wrapped, {},
+         r"target\[40\] = -4294967293 is out of range for 10 classes"),
     ]
 
 
