@@ -32,6 +32,9 @@ BIG = [
     ("rows_4096x1000_f32", (4096, 1000), -1, np.float32),
     ("axis1_64x1000x8x8_f32", (64, 1000, 8, 8), 1, np.float32),
     ("tiles_200000x3_f32", (200_000, 3), -1, np.float32),
+    # short rows over many items, ending in a partial block
+    ("tiles_65557x10_f32", (65_557, 10), -1, np.float32),
+    ("tiles_33333x7_f64", (33_333, 7), -1, np.float64),
     ("rows_2048x500_f64", (2048, 500), -1, np.float64),
     ("axis1_16x7x32x32_f64", (16, 7, 32, 32), 1, np.float64),
 ]
