@@ -16,6 +16,7 @@
 #define CECE_AVX512_H
 
 #if defined(__AVX512F__)
+#include <float.h>
 #include <immintrin.h>
 #include <stdint.h>
 
@@ -206,6 +207,87 @@ CECE_INLINE void cece_small_sums_f32(const float *zt, const float *m, int64_t C,
         cece_small_sums_pairs_f32(zt, m, C, rest, ones, nz, ntile, nm);
     else
         cece_small_sums_any_f32(zt, m, C, et, rest, ones, nz, nnw, ntile, nm);
+}
+
+/* The label-shifted class loop (cece_kernel_small.h, FN(label_sums), has the portable form
+ * and the meaning) on a float32 block: rest = the sum over c != y of e^(z_c - z_y), the next
+ * block's classes gathered beside the exps (pairs for a whole next block and even C, as
+ * cece_small_sums_pairs_f32, but without maxima). No hold at 43: vscalef scales every
+ * argument up to 88 exactly, so a row beyond 43 exceeds CECE_LABEL_REST_MAX here as it
+ * does there. Returns whether every rest is at most CECE_LABEL_REST_MAX and every label
+ * logit below +inf. */
+CECE_INLINE void cece_label_class_f32(const float *ztc, __m512 s0, __m512 s1, __m512i y0,
+                                      __m512i y1, int64_t c, __m512 *r0, __m512 *r1) {
+    const __m512i cv = _mm512_set1_epi32((int)c);
+    const __m512 e0 = cece_exps_v16(_mm512_sub_ps(_mm512_loadu_ps(ztc), s0));
+    const __m512 e1 = cece_exps_v16(_mm512_sub_ps(_mm512_loadu_ps(ztc + 16), s1));
+    *r0 = _mm512_mask_add_ps(*r0, _mm512_cmpneq_epi32_mask(y0, cv), *r0, e0);
+    *r1 = _mm512_mask_add_ps(*r1, _mm512_cmpneq_epi32_mask(y1, cv), *r1, e1);
+}
+
+CECE_INLINE int cece_label_sums_f32(const float *zt, const float *zy, const int64_t *y,
+                                    int64_t C, float *rest, const float *nz, int64_t nnw,
+                                    float *ntile) {
+    const __m512i low_halves = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22,
+                                                 24, 26, 28, 30);
+    /* the labels are classes here: their low halves */
+    const __m512i y0 = _mm512_permutex2var_epi32(_mm512_loadu_si512(y), low_halves,
+                                                 _mm512_loadu_si512(y + 8));
+    const __m512i y1 = _mm512_permutex2var_epi32(_mm512_loadu_si512(y + 16), low_halves,
+                                                 _mm512_loadu_si512(y + 24));
+    const __m512 s0 = _mm512_loadu_ps(zy), s1 = _mm512_loadu_ps(zy + 16);
+    __m512 r0 = _mm512_setzero_ps(), r1 = r0;
+    if (nz && nnw == 32 && C % 2 == 0) {
+        const __m512i off = cece_lane_times16(C);
+        for (int64_t c = 0; c < C; c += 2) {
+            for (int h = 0; h < 2; h++) { /* rows 16h..16h + 15, every lane live */
+                __m512 v0, v1;
+                cece_gather_pair16_f32(nz + 16 * h * C + c, off, 0xffff, &v0, &v1);
+                _mm512_storeu_ps(ntile + c * 32 + 16 * h, v0);
+                _mm512_storeu_ps(ntile + (c + 1) * 32 + 16 * h, v1);
+            }
+            cece_label_class_f32(zt + c * 32, s0, s1, y0, y1, c, &r0, &r1);
+            cece_label_class_f32(zt + (c + 1) * 32, s0, s1, y0, y1, c + 1, &r0, &r1);
+        }
+    } else {
+        __m512 unused0, unused1; /* the next block's maxima: not wanted */
+        int64_t next = nz ? 0 : C;
+        for (int64_t c = 0; c < C; c++) {
+            if (next <= c && next < C)
+                next += cece_next_classes_f32(nz, C, next, nnw, ntile, &unused0, &unused1);
+            cece_label_class_f32(zt + c * 32, s0, s1, y0, y1, c, &r0, &r1);
+        }
+    }
+    _mm512_storeu_ps(rest, r0);
+    _mm512_storeu_ps(rest + 16, r1);
+    const __m512 cap = _mm512_set1_ps(CECE_LABEL_REST_MAX), finite = _mm512_set1_ps(FLT_MAX);
+    return (_mm512_cmp_ps_mask(r0, cap, _CMP_LE_OQ) & _mm512_cmp_ps_mask(r1, cap, _CMP_LE_OQ) &
+            _mm512_cmp_ps_mask(s0, finite, _CMP_LE_OQ) &
+            _mm512_cmp_ps_mask(s1, finite, _CMP_LE_OQ)) == 0xffff;
+}
+
+/* The label-shifted block's product accumulation (cece_kernel_small.h, FN(label_product),
+ * has the portable form): as cece_small_product_f32 with every row valid, U = rest and no
+ * dy. */
+CECE_INLINE void cece_label_product_f32(const float *rest, double *prod, double *tiny) {
+    const __m512d one = _mm512_set1_pd(1.0), cut = _mm512_set1_pd(0x1p-29);
+    const __m512 U[2] = {_mm512_loadu_ps(rest), _mm512_loadu_ps(rest + 16)};
+    const int usual = (_mm512_cmp_ps_mask(U[0], _mm512_set1_ps(0x1p-29f), _CMP_GE_OQ) &
+                       _mm512_cmp_ps_mask(U[1], _mm512_set1_ps(0x1p-29f), _CMP_GE_OQ)) == 0xffff;
+    for (int q = 0; q < 4; q++) { /* lanes 8q..8q + 7 */
+        const int h = q >> 1, l = 8 * q;
+        const __m512d u = _mm512_cvtps_pd(q & 1 ? _mm512_extractf32x8_ps(U[h], 1)
+                                                : _mm512_castps512_ps256(U[h]));
+        const __m512d p = _mm512_loadu_pd(prod + l);
+        if (usual) {
+            _mm512_storeu_pd(prod + l, _mm512_mul_pd(p, _mm512_add_pd(one, u)));
+            continue;
+        }
+        const __mmask8 big = _mm512_cmp_pd_mask(u, cut, _CMP_GE_OQ);
+        const __m512d t = _mm512_loadu_pd(tiny + l);
+        _mm512_storeu_pd(prod + l, _mm512_mask_mul_pd(p, big, p, _mm512_add_pd(one, u)));
+        _mm512_storeu_pd(tiny + l, _mm512_mask_add_pd(t, (__mmask8)~big, t, u));
+    }
 }
 
 /* The float32 forward's product accumulation (cece_kernel_small.h, FN(small_product), has

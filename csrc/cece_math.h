@@ -128,6 +128,13 @@ CECE_INLINE float cece_exp_shifted_f32(float x) {
     return x < CECE_EXPF_ZERO_BELOW ? 0.0f : e;
 }
 
+/* The small-C float32 forward shifts a row by its label's logit (cece_kernel_small.h): its
+ * exps' arguments z_c - z_y are held at CECE_LABEL_X_MAX (within the shifted exp's range),
+ * and a row whose sum of them exceeds CECE_LABEL_REST_MAX = e^40 (an argument above 40, or
+ * a NaN) is done again shifted by its max. */
+#define CECE_LABEL_X_MAX 43.0f
+#define CECE_LABEL_REST_MAX 2.35385266837019985e17f
+
 /* e^x - 1 without cancellation near 0, for the tanh below. */
 CECE_INLINE float cece_expm1_f32(float x) {
     float xc = x < -87.0f ? -87.0f : x; /* NaN passes through, as in cece_exp_f32 */

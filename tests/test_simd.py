@@ -161,7 +161,7 @@ def test_avx512_small_classes_same_bits_as_avx2(rng, dtype):
             assert _same_bits(a, b), C
 
 
-@pytest.mark.parametrize("confident", [False, True], ids=["plain", "tiny-U"])
+@pytest.mark.parametrize("confident", [False, True, "wrong"], ids=["plain", "tiny-U", "wrong"])
 def test_avx512_small_forward_usual_blocks_same_bits_as_avx2(rng, confident):
     """The float32 forward of a mean or sum takes blocks whose rows all have a class and no
     tiny U through unmasked product steps (cece_small_product_f32): against AVX2's portable
@@ -172,7 +172,12 @@ def test_avx512_small_forward_usual_blocks_same_bits_as_avx2(rng, confident):
         n = 3 * 4096 + 7  # several items, the last block partial
         x = make_logits(rng, (n, C), np.float32, scale=3.0)
         y = make_labels(rng, (n,), C)
-        if confident:
+        if confident == "wrong":  # labels below the max by 39 (a factor near e^39) and 45
+            x[::89, :] = 0.0        # (the block done again with its maxima)
+            x[::89][np.arange(len(x[::89])), y[::89]] = -39.0
+            x[5::211, :] = 0.0
+            x[5::211][np.arange(len(x[5::211])), y[5::211]] = -45.0
+        elif confident:
             for r in range(0, n, 997):  # U far below 2^-29 in some blocks
                 x[r] = -60.0
                 x[r, y[r]] = 40.0

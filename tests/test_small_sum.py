@@ -126,3 +126,41 @@ def test_identical_confident_rows(simd_level, margin):
     got = float(cece.cross_entropy(x, y))
     want = _ref64(x, y, "mean")
     assert got == pytest.approx(want, rel=1e-6, abs=0)
+
+
+@pytest.mark.parametrize("margin", [30.0, 37.0, 39.0, 43.5, 60.0, 100.0])
+def test_wrong_predictions_by_a_wide_margin(simd_level, rng, margin):
+    """The label's logit below the others by 30 to 100. The kernel shifts a full block by its
+    labels' logits, so that a row's 1 + U = 1 + 9 e^margin reaches e^40 (up to 37 here: the
+    lane's product is rescaled before it can overflow), and does a block again shifted by
+    its maxima when a row's U passes e^40 (from 39 here)."""
+    n, C = 4096, 10
+    x = np.zeros((n, C), np.float32)
+    y = rng.integers(0, C, n)
+    x[np.arange(n), y] = -np.float32(margin)
+    want = _ref64(x, y, "mean")
+    assert float(cece.cross_entropy(x, y)) == pytest.approx(want, rel=1e-6, abs=0)
+    # the same rows among ordinary ones: some blocks shifted by the label, some redone
+    x2 = make_logits(rng, (n, C), np.float32, scale=3.0)
+    x2[::37] = x[::37]
+    y2 = make_labels(rng, (n,), C)
+    y2[::37] = y[::37]
+    for reduction in ("mean", "sum"):
+        want = _ref64(x2, y2, reduction)
+        assert float(cece.cross_entropy(x2, y2, reduction=reduction)) == pytest.approx(
+            want, rel=1e-6, abs=0)
+
+
+def test_infinite_label_logits(simd_level):
+    """A label on +inf gives NaN (the row holds inf - inf), as the per-row form; on -inf, inf;
+    another class on +inf, NaN."""
+    x = np.zeros((100, 10), np.float32)
+    y = np.zeros(100, np.int64)
+    with np.errstate(all="ignore"):
+        for value, col, check in ((np.inf, 0, np.isnan), (-np.inf, 0, np.isposinf),
+                                  (np.inf, 5, np.isnan)):
+            z = x.copy()
+            z[70, col] = value
+            for reduction in ("mean", "sum"):
+                assert check(cece.cross_entropy(z, y, reduction=reduction)), (value, col)
+            assert check(cece.cross_entropy(z, y, reduction="none")[70]), (value, col)
