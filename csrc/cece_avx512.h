@@ -173,6 +173,17 @@ CECE_INLINE int64_t cece_next_classes_f64(const double *z, int64_t C, int64_t c,
 CECE_AVX512_SMALL_SUMS(float, cece_small_sums_any_f32, f32, ps, __m512, 16, cece_next_classes_f32)
 CECE_AVX512_SMALL_SUMS(double, cece_small_sums_f64, f64, pd, __m512d, 8, cece_next_classes_f64)
 
+/* The next block's classes c and c + 1 (C even, the block whole: every lane live) into its
+ * tile; v[h][0] and v[h][1] hold them for rows 16h..16h + 15. */
+CECE_INLINE void cece_next_pair_f32(const float *nz, int64_t C, int64_t c, __m512i off,
+                                    float *ntile, __m512 v[2][2]) {
+    for (int h = 0; h < 2; h++) {
+        cece_gather_pair16_f32(nz + 16 * h * C + c, off, 0xffff, &v[h][0], &v[h][1]);
+        _mm512_storeu_ps(ntile + c * 32 + 16 * h, v[h][0]);
+        _mm512_storeu_ps(ntile + (c + 1) * 32 + 16 * h, v[h][1]);
+    }
+}
+
 /* The usual float32 forward block: C even, the next block whole, no e kept. The class loop
  * goes by pairs, each with the next block's pair beside it, every lane live, no branches and
  * the maxima in registers: the same values as cece_small_sums_any_f32 (whose per-class
@@ -185,13 +196,9 @@ CECE_INLINE void cece_small_sums_pairs_f32(const float *zt, const float *m, int6
     __m512 r0 = _mm512_setzero_ps(), r1 = r0, o0 = r0, o1 = r0;
     __m512 top[2] = {_mm512_set1_ps(-INFINITY), _mm512_set1_ps(-INFINITY)};
     for (int64_t c = 0; c < C; c += 2) {
-        for (int h = 0; h < 2; h++) { /* rows 16h..16h + 15, every lane live */
-            __m512 v0, v1;
-            cece_gather_pair16_f32(nz + 16 * h * C + c, off, 0xffff, &v0, &v1);
-            _mm512_storeu_ps(ntile + c * 32 + 16 * h, v0);
-            _mm512_storeu_ps(ntile + (c + 1) * 32 + 16 * h, v1);
-            top[h] = _mm512_max_ps(v1, _mm512_max_ps(v0, top[h]));
-        }
+        __m512 v[2][2];
+        cece_next_pair_f32(nz, C, c, off, ntile, v);
+        for (int h = 0; h < 2; h++) top[h] = _mm512_max_ps(v[h][1], _mm512_max_ps(v[h][0], top[h]));
         cece_small_class_f32(zt + c * 32, m0, m1, NULL, &r0, &r1, &o0, &o1);
         cece_small_class_f32(zt + (c + 1) * 32, m0, m1, NULL, &r0, &r1, &o0, &o1);
     }
@@ -240,12 +247,8 @@ CECE_INLINE int cece_label_sums_f32(const float *zt, const float *zy, const int6
     if (nz && nnw == 32 && C % 2 == 0) {
         const __m512i off = cece_lane_times16(C);
         for (int64_t c = 0; c < C; c += 2) {
-            for (int h = 0; h < 2; h++) { /* rows 16h..16h + 15, every lane live */
-                __m512 v0, v1;
-                cece_gather_pair16_f32(nz + 16 * h * C + c, off, 0xffff, &v0, &v1);
-                _mm512_storeu_ps(ntile + c * 32 + 16 * h, v0);
-                _mm512_storeu_ps(ntile + (c + 1) * 32 + 16 * h, v1);
-            }
+            __m512 v[2][2];
+            cece_next_pair_f32(nz, C, c, off, ntile, v);
             cece_label_class_f32(zt + c * 32, s0, s1, y0, y1, c, &r0, &r1);
             cece_label_class_f32(zt + (c + 1) * 32, s0, s1, y0, y1, c + 1, &r0, &r1);
         }

@@ -84,9 +84,9 @@ CECE_INLINE void FN(small_product)(const T *rest, const T *ones, const T *zy, co
  * own term the exact 1. Arguments are held at CECE_LABEL_X_MAX, where the shifted exp still
  * holds; a block with a rest above CECE_LABEL_REST_MAX (an argument beyond 40: a wrong
  * prediction by a margin of 40, or inf), a NaN, or a label on +inf is done again with its
- * maxima. With nz
- * set, then the next block's tile (without maxima). Returns whether every rest is at most
- * CECE_LABEL_REST_MAX. Levels with LABEL_SUMS (AVX-512) have their own, the same bits. */
+ * maxima. With nz set, then the next block's tile (without maxima). Returns whether every
+ * rest is at most CECE_LABEL_REST_MAX and every label logit below +inf. Levels with
+ * LABEL_SUMS (AVX-512) have their own, the same bits. */
 CECE_INLINE int FN(label_sums)(const T *zt, const T *zy, const int64_t *y, int64_t C, T *rest,
                                const T *nz, int64_t nnw, T *ntile) {
     enum { B = CECE_SMALL_BLOCK };
