@@ -269,46 +269,25 @@ CECE_INLINE int cece_label_sums_f32(const float *zt, const float *zy, const int6
             _mm512_cmp_ps_mask(s1, finite, _CMP_LE_OQ)) == 0xffff;
 }
 
-/* The label-shifted block's product accumulation (cece_kernel_small.h, FN(label_product),
- * has the portable form): as cece_small_product_f32 with every row valid, U = rest and no
- * dy. */
-CECE_INLINE void cece_label_product_f32(const float *rest, double *prod, double *tiny) {
-    const __m512d one = _mm512_set1_pd(1.0), cut = _mm512_set1_pd(0x1p-29);
-    const __m512 U[2] = {_mm512_loadu_ps(rest), _mm512_loadu_ps(rest + 16)};
-    const int usual = (_mm512_cmp_ps_mask(U[0], _mm512_set1_ps(0x1p-29f), _CMP_GE_OQ) &
-                       _mm512_cmp_ps_mask(U[1], _mm512_set1_ps(0x1p-29f), _CMP_GE_OQ)) == 0xffff;
-    for (int q = 0; q < 4; q++) { /* lanes 8q..8q + 7 */
-        const int h = q >> 1, l = 8 * q;
-        const __m512d u = _mm512_cvtps_pd(q & 1 ? _mm512_extractf32x8_ps(U[h], 1)
-                                                : _mm512_castps512_ps256(U[h]));
-        const __m512d p = _mm512_loadu_pd(prod + l);
-        if (usual) {
-            _mm512_storeu_pd(prod + l, _mm512_mul_pd(p, _mm512_add_pd(one, u)));
-            continue;
-        }
-        const __mmask8 big = _mm512_cmp_pd_mask(u, cut, _CMP_GE_OQ);
-        const __m512d t = _mm512_loadu_pd(tiny + l);
-        _mm512_storeu_pd(prod + l, _mm512_mask_mul_pd(p, big, p, _mm512_add_pd(one, u)));
-        _mm512_storeu_pd(tiny + l, _mm512_mask_add_pd(t, (__mmask8)~big, t, u));
-    }
-}
-
 /* The float32 forward's product accumulation (cece_kernel_small.h, FN(small_product), has
  * the portable form and the meaning) on a block of two vectors of rows: the selects as
  * masked operations, and none for the usual block, every row valid and no U tiny (the
- * same operations on every lane: the same bits; 3% of a 10-class forward, 8% at 4). */
+ * same operations on every lane: the same bits; 3% of a 10-class forward, 8% at 4). A
+ * label-shifted block passes ones, zy and vb as NULL (constants: their work compiles away). */
 CECE_INLINE void cece_small_product_f32(const float *rest, const float *ones, const float *zy,
                                         const float *m, const float *vb, double *prod,
                                         double *tiny, double *dy_sum) {
     const __m512 zero = _mm512_setzero_ps();
     const __m512d one = _mm512_set1_pd(1.0), cut = _mm512_set1_pd(0x1p-29);
-    __m512 Us[2], dys[2];
-    __mmask16 on[2], common = 0xffff;
+    __m512 Us[2], dys[2] = {zero, zero};
+    __mmask16 on[2] = {0xffff, 0xffff}, common = 0xffff;
     for (int h = 0; h < 2; h++) {
-        Us[h] = _mm512_add_ps(_mm512_sub_ps(_mm512_loadu_ps(ones + 16 * h), _mm512_set1_ps(1.0f)),
-                              _mm512_loadu_ps(rest + 16 * h));
-        dys[h] = _mm512_sub_ps(_mm512_loadu_ps(zy + 16 * h), _mm512_loadu_ps(m + 16 * h));
-        on[h] = _mm512_cmp_ps_mask(_mm512_loadu_ps(vb + 16 * h), zero, _CMP_NEQ_UQ);
+        Us[h] = _mm512_loadu_ps(rest + 16 * h);
+        if (ones)
+            Us[h] = _mm512_add_ps(
+                _mm512_sub_ps(_mm512_loadu_ps(ones + 16 * h), _mm512_set1_ps(1.0f)), Us[h]);
+        if (zy) dys[h] = _mm512_sub_ps(_mm512_loadu_ps(zy + 16 * h), _mm512_loadu_ps(m + 16 * h));
+        if (vb) on[h] = _mm512_cmp_ps_mask(_mm512_loadu_ps(vb + 16 * h), zero, _CMP_NEQ_UQ);
         common &= on[h] & _mm512_cmp_ps_mask(Us[h], _mm512_set1_ps(0x1p-29f), _CMP_GE_OQ);
     }
     const int usual = common == 0xffff; /* every row valid, no tiny U: no masks */
@@ -317,11 +296,12 @@ CECE_INLINE void cece_small_product_f32(const float *rest, const float *ones, co
         const __m256 Uq = q & 1 ? _mm512_extractf32x8_ps(Us[h], 1) : _mm512_castps512_ps256(Us[h]);
         const __m256 dyq =
             q & 1 ? _mm512_extractf32x8_ps(dys[h], 1) : _mm512_castps512_ps256(dys[h]);
-        const __m512d u = _mm512_cvtps_pd(Uq), dy = _mm512_cvtps_pd(dyq);
-        const __m512d p = _mm512_loadu_pd(prod + l), d = _mm512_loadu_pd(dy_sum + l);
+        const __m512d u = _mm512_cvtps_pd(Uq), p = _mm512_loadu_pd(prod + l);
         if (usual) {
             _mm512_storeu_pd(prod + l, _mm512_mul_pd(p, _mm512_add_pd(one, u)));
-            _mm512_storeu_pd(dy_sum + l, _mm512_add_pd(d, dy));
+            if (zy)
+                _mm512_storeu_pd(dy_sum + l,
+                                 _mm512_add_pd(_mm512_loadu_pd(dy_sum + l), _mm512_cvtps_pd(dyq)));
             continue;
         }
         const __mmask8 onq = (__mmask8)(on[h] >> (8 * (q & 1)));
@@ -330,7 +310,10 @@ CECE_INLINE void cece_small_product_f32(const float *rest, const float *ones, co
         const __m512d t = _mm512_loadu_pd(tiny + l);
         _mm512_storeu_pd(prod + l, _mm512_mask_mul_pd(p, big, p, _mm512_add_pd(one, u)));
         _mm512_storeu_pd(tiny + l, _mm512_mask_add_pd(t, small, t, u));
-        _mm512_storeu_pd(dy_sum + l, _mm512_mask_add_pd(d, onq, d, dy));
+        if (zy) {
+            const __m512d d = _mm512_loadu_pd(dy_sum + l);
+            _mm512_storeu_pd(dy_sum + l, _mm512_mask_add_pd(d, onq, d, _mm512_cvtps_pd(dyq)));
+        }
     }
 }
 

@@ -28,7 +28,6 @@
 #define SMALL_SUMS cece_small_sums_f32
 #define SMALL_PRODUCT cece_small_product_f32
 #define LABEL_SUMS cece_label_sums_f32
-#define LABEL_PRODUCT cece_label_product_f32
 #define EXPS_ARRAY cece_exps_array_f32
 #define BLOCKS_SUMEXP cece_blocks_sumexp_f32
 #define TILE_SUMEXP cece_tile_sumexp_f32

@@ -14,7 +14,6 @@
 #undef SMALL_SUMS
 #undef SMALL_PRODUCT
 #undef LABEL_SUMS
-#undef LABEL_PRODUCT
 #undef EXPS_ARRAY
 #undef BLOCKS_SUMEXP
 #undef TILE_SUMEXP

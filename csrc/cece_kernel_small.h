@@ -58,9 +58,19 @@ CECE_INLINE void FN(small_sums)(const T *zt, const T *m, int64_t C, T *et, T *re
  * 2^-53 a step, as a sum of logs would; below it, log1p(U) = U to 2^-30 relative. Rows that
  * are not valid (vb 0) add nothing; a NaN U is not big, and goes to the sum. Levels with
  * SMALL_PRODUCT (AVX-512) have their own, the same bits (the compiler turns this one's
- * selects into branches). */
+ * selects into branches). A label-shifted block passes ones, zy and vb as NULL. */
 CECE_INLINE void FN(small_product)(const T *rest, const T *ones, const T *zy, const T *m,
                                    const T *vb, double *prod, double *tiny, double *dy_sum) {
+    if (!ones) { /* a label-shifted block (ones, zy and vb NULL): U = rest, no dy, all valid */
+#pragma omp simd
+        for (int64_t l = 0; l < CECE_SMALL_BLOCK; l++) {
+            const double u = (double)rest[l];
+            const int big = u >= 0x1p-29;
+            prod[l] = big ? prod[l] * (1.0 + u) : prod[l];
+            tiny[l] = big ? tiny[l] : tiny[l] + u;
+        }
+        return;
+    }
 #pragma omp simd
     for (int64_t l = 0; l < CECE_SMALL_BLOCK; l++) {
         const double u = (double)((ones[l] - 1) + rest[l]);
@@ -111,22 +121,6 @@ CECE_INLINE int FN(label_sums)(const T *zt, const T *zy, const int64_t *y, int64
 #ifndef LABEL_SUMS
 #define LABEL_SUMS FN(label_sums)
 #define CECE_LABEL_SUMS_PORTABLE
-#endif
-
-/* The label-shifted block's rows into the lanes' products: SMALL_PRODUCT with every row
- * valid, U = rest and no dy. */
-CECE_INLINE void FN(label_product)(const T *rest, double *prod, double *tiny) {
-#pragma omp simd
-    for (int64_t l = 0; l < CECE_SMALL_BLOCK; l++) {
-        const double u = (double)rest[l];
-        const int big = u >= 0x1p-29;
-        prod[l] = big ? prod[l] * (1.0 + u) : prod[l];
-        tiny[l] = big ? tiny[l] : tiny[l] + u;
-    }
-}
-#ifndef LABEL_PRODUCT
-#define LABEL_PRODUCT FN(label_product)
-#define CECE_LABEL_PRODUCT_PORTABLE
 #endif
 
 /* A block's classes, CECE_IGNORED or CECE_BAD, and its valid flags; returns the count of
@@ -200,7 +194,8 @@ CECE_INLINE void FN(small_plain_)(const cece_ce_args *a, const FN(consts) *k, in
     if (p0 < p1)
         ROWS_TO_TILE_MAX((const T *)a->logits + p0 * C, C, p1 - p0 < B ? p1 - p0 : B, B,
                          tiles[0], maxima[0]);
-    /* whether maxima[i] holds tiles[i]'s (a label-shifted block gathers the next without) */
+    /* by_product: whether maxima[i] holds tiles[i]'s (a label-shifted block gathers the
+     * next without them; the other calls always gather them) */
     int have_max[2] = {1, 0};
     for (int64_t b0 = p0, cur = 0; b0 < p1; b0 += B, cur ^= 1) {
         const int64_t nw = p1 - b0 < B ? p1 - b0 : B;
@@ -238,7 +233,7 @@ CECE_INLINE void FN(small_plain_)(const cece_ce_args *a, const FN(consts) *k, in
                 PICK_LABEL_LOGITS(zt, B, B, yb, zy);
                 shifted = LABEL_SUMS(zt, zy, yb, C, rest, nz, nnw, tiles[cur ^ 1]);
                 have_max[cur ^ 1] = 0;
-                if (shifted) LABEL_PRODUCT(rest, prod, tiny);
+                if (shifted) SMALL_PRODUCT(rest, NULL, NULL, NULL, NULL, prod, tiny, dy_sum);
                 else nz = NULL; /* again with its maxima; the next tile is made */
             }
             if (!shifted) {
@@ -250,10 +245,8 @@ CECE_INLINE void FN(small_plain_)(const cece_ce_args *a, const FN(consts) *k, in
             }
             continue;
         }
-        if (!have_max[cur]) FN(tile_max)(zt, C, B, B, maxima[cur]); /* as ROWS_TO_TILE_MAX's */
         SMALL_SUMS(zt, m, C, want_grad && C < 16 ? et : NULL, rest, ones, nz, nnw, tiles[cur ^ 1],
                    maxima[cur ^ 1]);
-        if (nz) have_max[cur ^ 1] = 1;
         /* from the tile, after its class loop: by now the gathers find its stores retired */
         PICK_LABEL_LOGITS(zt, B, B, yb, zy);
 #pragma omp simd
@@ -331,9 +324,5 @@ static void FN(ce_small_plain)(const cece_ce_args *a, const FN(consts) *k, int64
 #ifdef CECE_LABEL_SUMS_PORTABLE
 #undef LABEL_SUMS
 #undef CECE_LABEL_SUMS_PORTABLE
-#endif
-#ifdef CECE_LABEL_PRODUCT_PORTABLE
-#undef LABEL_PRODUCT
-#undef CECE_LABEL_PRODUCT_PORTABLE
 #endif
 #undef CECE_SMALL_BLOCK

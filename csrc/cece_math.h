@@ -130,8 +130,8 @@ CECE_INLINE float cece_exp_shifted_f32(float x) {
 
 /* The small-C float32 forward shifts a row by its label's logit (cece_kernel_small.h): its
  * exps' arguments z_c - z_y are held at CECE_LABEL_X_MAX (within the shifted exp's range),
- * and a row whose sum of them exceeds CECE_LABEL_REST_MAX = e^40 (an argument above 40, or
- * a NaN) is done again shifted by its max. */
+ * and a block with a row whose sum of them exceeds CECE_LABEL_REST_MAX = e^40 (an argument
+ * above 40), a NaN, or a label on +inf is done again shifted by its maxima. */
 #define CECE_LABEL_X_MAX 43.0f
 #define CECE_LABEL_REST_MAX 2.35385266837019985e17f
 
