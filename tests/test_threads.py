@@ -35,6 +35,8 @@ BIG = [
     # short rows over many items, ending in a partial block
     ("tiles_65557x10_f32", (65_557, 10), -1, np.float32),
     ("tiles_33333x7_f64", (33_333, 7), -1, np.float64),
+    # more items wanted (16) than its 64-row units (5): an item per unit, the last partial
+    ("tiles_300x255_f32", (300, 255), -1, np.float32),
     ("rows_2048x500_f64", (2048, 500), -1, np.float64),
     ("axis1_16x7x32x32_f64", (16, 7, 32, 32), 1, np.float64),
 ]
