@@ -47,6 +47,14 @@ def big_call(num_threads):
     cece.cross_entropy_with_grad(x, y, num_threads=num_threads)
     return threads() - before
 
+def short_rows_call(num_threads):
+    # 2.6M logits in rows of 10: the small-C kernels' items (80 of them)
+    x = np.zeros((262144, 10), np.float32)
+    y = np.zeros(262144, np.int64)
+    before = threads()
+    cece.cross_entropy(x, y, num_threads=num_threads)
+    return threads() - before
+
 def small_call(num_threads):
     before = threads()
     cece.cross_entropy_with_grad(np.zeros((64, 10)), np.zeros(64, np.int64), num_threads=num_threads)
@@ -61,7 +69,7 @@ if args.get("limit") is not None:
     out["restored_default"] = cece._core.build_info()["default_threads"]
 if args.get("small"):
     out["small_new"] = small_call(args.get("num_threads"))
-out["new"] = big_call(args.get("num_threads"))
+out["new"] = (short_rows_call if args.get("short_rows") else big_call)(args.get("num_threads"))
 print(json.dumps(out))
 """
 
@@ -109,6 +117,15 @@ def test_omp_num_threads_is_the_default(tmp_path, omp):
 def test_num_threads_overrides_the_environment(tmp_path, omp, requested):
     out = run_child(tmp_path, omp, num_threads=requested)
     assert out["new"] == requested - 1, out
+
+
+@needs_openmp
+@needs_proc
+def test_short_rows_use_more_than_16_threads(tmp_path):
+    """A large call of short rows has work items for every thread asked for (up to a few
+    per thread), not a fixed 16."""
+    out = run_child(tmp_path, "1", num_threads=24, short_rows=True)
+    assert out["new"] == 23, out
 
 
 @needs_openmp
