@@ -216,13 +216,7 @@ CECE_INLINE void cece_small_sums_f32(const float *zt, const float *m, int64_t C,
         cece_small_sums_any_f32(zt, m, C, et, rest, ones, nz, nnw, ntile, nm);
 }
 
-/* The label-shifted class loop (cece_kernel_small.h, FN(label_sums), has the portable form
- * and the meaning) on a float32 block: rest = the sum over c != y of e^(z_c - z_y), the next
- * block's classes gathered beside the exps (pairs for a whole next block and even C, as
- * cece_small_sums_pairs_f32, but without maxima). No hold at 43: vscalef scales every
- * argument up to 88 exactly, so a row beyond 43 exceeds CECE_LABEL_REST_MAX here as it
- * does there. Returns whether every rest is at most CECE_LABEL_REST_MAX and every label
- * logit below +inf. */
+/* One class c of a label-shifted block: the e of rows whose label is not c added to r0 / r1. */
 CECE_INLINE void cece_label_class_f32(const float *ztc, __m512 s0, __m512 s1, __m512i y0,
                                       __m512i y1, int64_t c, __m512 *r0, __m512 *r1) {
     const __m512i cv = _mm512_set1_epi32((int)c);
@@ -232,6 +226,13 @@ CECE_INLINE void cece_label_class_f32(const float *ztc, __m512 s0, __m512 s1, __
     *r1 = _mm512_mask_add_ps(*r1, _mm512_cmpneq_epi32_mask(y1, cv), *r1, e1);
 }
 
+/* The label-shifted class loop (cece_kernel_small.h, FN(label_sums), has the portable form
+ * and the meaning) on a float32 block: rest = the sum over c != y of e^(z_c - z_y), the next
+ * block's classes gathered beside the exps (pairs for a whole next block and even C, as
+ * cece_small_sums_pairs_f32, but without maxima). No hold at 43: vscalef scales every
+ * argument up to 88 exactly, so a row beyond 43 exceeds CECE_LABEL_REST_MAX here as it
+ * does there. Returns whether every rest is at most CECE_LABEL_REST_MAX and every label
+ * logit below +inf. */
 CECE_INLINE int cece_label_sums_f32(const float *zt, const float *zy, const int64_t *y,
                                     int64_t C, float *rest, const float *nz, int64_t nnw,
                                     float *ntile) {

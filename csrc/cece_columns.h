@@ -166,10 +166,10 @@ CECE_INLINE void cece_rows_to_tile_max_f32(const float *z, int64_t C, int64_t nw
 /* The label's logit of each row of a block, from the block's tile: out[l] = y[l] >= 0 ?
  * tile[y[l] * stride + l] : 0 for l < n, a multiple of the lanes. The max-shifted blocks
  * take it after their class loop, when the tile's stores have long retired (a gather waits
- * for fresh ones; the label-shifted ones need it before), and its offsets fit 32 bits, so float32 gathers 16 lanes at a time from the labels' low
- * halves (labels here are classes or CECE_IGNORED / CECE_BAD, all within 32 bits): half the
- * gathers of 8 lanes from the rows, which took 8% of a 10-class forward, this 4% (measured,
- * benchmarks/kernel_ratio.c). */
+ * for fresh ones; the label-shifted ones need it before). Its offsets fit 32 bits, so
+ * float32 gathers 16 lanes at a time from the labels' low halves (labels here are classes
+ * or CECE_IGNORED / CECE_BAD, all within 32 bits): half the gathers of 8 lanes from the
+ * rows, which took 8% of a 10-class forward, this 4% (measured, benchmarks/kernel_ratio.c). */
 CECE_INLINE void cece_pick_f32(const float *tile, int64_t stride, int64_t n, const int64_t *y,
                                float *out) {
     const __m512i low_halves = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22,

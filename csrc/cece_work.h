@@ -83,10 +83,11 @@ static inline cece_partition cece_partition_of(int64_t outer, int64_t classes, i
         part.units = (outer + part.unit - 1) / part.unit;
         part.items = items < part.units ? items : part.units;
     } else if (inner == 1) {
-        const int64_t rows = CECE_ITEM_ELEMS / (classes > 0 ? classes : 1);
+        const int64_t per = CECE_ITEM_ELEMS / (classes > 0 ? classes : 1);
+        const int64_t rows = per > 0 ? per : 1;
         part.unit = 1;
         part.units = outer;
-        part.items = (outer + (rows > 0 ? rows : 1) - 1) / (rows > 0 ? rows : 1);
+        part.items = (outer + rows - 1) / rows;
     } else {
         part.tiles_per_outer = (inner + CECE_TILE - 1) / CECE_TILE;
         part.items = outer * part.tiles_per_outer;
