@@ -105,6 +105,7 @@ CECE_INLINE void FN(tile_block_sumexp_)(const T *zb, T *eb, int64_t c0, int64_t 
         return;
     }
 #endif
+    (void)ahead; /* the next tile, prefetched by the AVX-512 loop only */
     for (int64_t i = 0; i < nw; i++) rest[i] = ones[i] = 0;
     for (int64_t c = c0; c < c1; c++) {
         const T *zc = zb + c * inner;
