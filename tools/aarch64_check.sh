@@ -21,7 +21,8 @@ if [ "$(id -u)" != 0 ]; then
     echo "aarch64_check: needs root (debootstrap, chroot, mounts)" >&2
     exit 2
 fi
-if ! command -v debootstrap >/dev/null || [ ! -e /usr/bin/qemu-aarch64-static ]; then
+if ! command -v debootstrap >/dev/null || ! command -v update-binfmts >/dev/null ||
+   [ ! -e /usr/bin/qemu-aarch64-static ]; then
     apt-get install -y -qq qemu-user-static debootstrap binfmt-support
 fi
 if [ ! -e /proc/sys/fs/binfmt_misc/register ]; then
