@@ -68,8 +68,9 @@ cdef extern from "cece.h" nogil:
     const char *cece_simd_supported()
     const char *cece_simd_selected()
     int cece_select_simd(const char *name)
-    void cece_exp_array_f32(const float *x, float *y, int64_t n, int shifted)
-    void cece_exp_array_f64(const double *x, double *y, int64_t n, int shifted)
+    void cece_exp_array_f32(const float *x, float *y, int64_t n, int kind)
+    void cece_exp_array_f64(const double *x, double *y, int64_t n, int kind)
+    int cece_set_label_exp_table(int on)
 
 
 LOG_SOFTMAX = 0
@@ -413,19 +414,30 @@ def ready_normalize(int op, x, axis, out, num_threads):
     return _normalize(op, a, ax, outer, cnp.PyArray_DIMS(a)[ax], inner, out, threads)
 
 
-def exp_array(cnp.ndarray x, cnp.ndarray out, bint shifted=False):
+def exp_array(cnp.ndarray x, cnp.ndarray out, bint shifted=False, bint label=False):
     """The kernels' own vector exp at the selected level (for accuracy tests); `shifted`: the
-    form for max-shifted arguments (x <= 0) that the kernels' sums of exps use."""
+    form for max-shifted arguments (x <= 0) that the kernels' sums of exps use; `label`: the
+    table form of the AVX-512 float32 label-shifted forward (its scalar model at the other
+    levels; float32 only)."""
     cdef int t = _typenum(x)
     cdef Py_ssize_t n = cnp.PyArray_SIZE(x)
     cdef void *px = _data(x, t, n, "x")
     cdef void *po = _data(out, t, n, "out")
+    cdef int kind = 2 if label else (1 if shifted else 0)
+    if label and t != cnp.NPY_FLOAT32:
+        raise TypeError("the label exp is a float32 form")
     with nogil:
         if t == cnp.NPY_FLOAT32:
-            cece_exp_array_f32(<const float *>px, <float *>po, n, shifted)
+            cece_exp_array_f32(<const float *>px, <float *>po, n, kind)
         else:
-            cece_exp_array_f64(<const double *>px, <double *>po, n, shifted)
+            cece_exp_array_f64(<const double *>px, <double *>po, n, kind)
     return out
+
+
+def label_exp_table(bint on):
+    """Whether the AVX-512 float32 label-shifted forward takes its exps by the table form (the
+    default) or by the polynomial of the other levels (for the tests); returns the old setting."""
+    return bool(cece_set_label_exp_table(on))
 
 
 def select_simd(str name=None):

@@ -68,9 +68,17 @@ const char *cece_simd_selected(void);
 int cece_select_simd(const char *name);
 
 /* The kernels' vector exp over an array, for accuracy tests (selected level): the general one,
- * or (shifted != 0) the one for max-shifted arguments x <= 0 that the kernels' sums use. */
-void cece_exp_array_f32(const float *x, float *y, int64_t n, int shifted);
-void cece_exp_array_f64(const double *x, double *y, int64_t n, int shifted);
+ * the one for max-shifted arguments x <= 0 that the kernels' sums use, or the table form of the
+ * float32 label-shifted forward (at AVX-512; its scalar model at the other levels, whose
+ * kernels use the shifted one there; float64: the shifted one). */
+enum { CECE_EXP_GENERAL = 0, CECE_EXP_SHIFTED = 1, CECE_EXP_LABEL = 2 };
+void cece_exp_array_f32(const float *x, float *y, int64_t n, int kind);
+void cece_exp_array_f64(const double *x, double *y, int64_t n, int kind);
+
+/* Whether the AVX-512 float32 label-shifted forward takes its exps by the table form (1, the
+ * default) or by the shifted polynomial of the other levels (0): a switch for the tests, which
+ * then hold that kernel to the AVX2 one bit for bit. Returns the setting it replaces. */
+int cece_set_label_exp_table(int on);
 
 #ifdef __cplusplus
 }

@@ -122,11 +122,21 @@ int cece_normalize_f64(int op, int64_t outer, int64_t classes, int64_t inner, co
     return cece_current->norm_f64(op, outer, classes, inner, x, out, num_threads);
 }
 
-void cece_exp_array_f32(const float *x, float *y, int64_t n, int shifted) {
-    cece_current->exp_f32(x, y, n, shifted);
+void cece_exp_array_f32(const float *x, float *y, int64_t n, int kind) {
+    cece_current->exp_f32(x, y, n, kind);
 }
-void cece_exp_array_f64(const double *x, double *y, int64_t n, int shifted) {
-    cece_current->exp_f64(x, y, n, shifted);
+void cece_exp_array_f64(const double *x, double *y, int64_t n, int kind) {
+    cece_current->exp_f64(x, y, n, kind);
+}
+
+/* Read by the AVX-512 float32 label-shifted forward once a block (cece_levels.h); a call that
+ * races a switch runs some blocks with each exp, both within the kernels' accuracy. */
+int cece_label_exp_table = 1;
+
+int cece_set_label_exp_table(int on) {
+    const int was = cece_label_exp_table;
+    cece_label_exp_table = on != 0;
+    return was;
 }
 
 static void cece_denominator_item(const cece_ce_args *a, const cece_partition *part, int64_t it,

@@ -97,14 +97,20 @@ int FN(normalize)(int op, int64_t outer, int64_t C, int64_t inner, const T *x, T
     return CECE_OK;
 }
 
-void FN(exp_array)(const T *x, T *y, int64_t n, int shifted) {
-    if (shifted) {
+void FN(exp_array)(const T *x, T *y, int64_t n, int kind) {
+    if (kind == CECE_EXP_SHIFTED) {
 #ifdef EXPS_ARRAY
         EXPS_ARRAY(x, y, n); /* the form the level's small-C loop uses */
         return;
 #endif
 #pragma omp simd
         for (int64_t i = 0; i < n; i++) y[i] = VEXPS(x[i]);
+    } else if (kind == CECE_EXP_LABEL) {
+#ifdef LABEL_EXPS_ARRAY
+        LABEL_EXPS_ARRAY(x, y, n); /* the AVX-512 float32 label-shifted forward's */
+        return;
+#endif
+        for (int64_t i = 0; i < n; i++) y[i] = VEXP_LABEL(x[i]); /* its scalar model */
     } else {
 #pragma omp simd
         for (int64_t i = 0; i < n; i++) y[i] = VEXP(x[i]);

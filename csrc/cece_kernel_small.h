@@ -94,11 +94,12 @@ CECE_INLINE void FN(small_product)(const T *rest, const T *ones, const T *zy, co
  * own term the exact 1. Arguments are held at CECE_LABEL_X_MAX, where the shifted exp still
  * holds; a block with a rest above CECE_LABEL_REST_MAX (an argument beyond 40: a wrong
  * prediction by a margin of 40, or inf), a NaN, or a label on +inf is done again with its
- * maxima. With nz set, then the next block's tile (without maxima). Returns whether every
+ * maxima. With nz set, then the next block's tile (without maxima); ahead is the block after
+ * it (a level's own loop may prefetch it). Returns whether every
  * rest is at most CECE_LABEL_REST_MAX and every label logit below +inf. Levels with
  * LABEL_SUMS (AVX-512) have their own, the same bits. */
 CECE_INLINE int FN(label_sums)(const T *zt, const T *zy, const int64_t *y, int64_t C, T *rest,
-                               const T *nz, int64_t nnw, T *ntile) {
+                               const T *nz, int64_t nnw, T *ntile, const T *ahead) {
     enum { B = CECE_SMALL_BLOCK };
     T yt[B]; /* the labels as T: a compare in the lanes of T (SSE2 has no 64-bit one) */
     for (int64_t l = 0; l < B; l++) rest[l] = 0, yt[l] = (T)y[l];
@@ -112,6 +113,7 @@ CECE_INLINE int FN(label_sums)(const T *zt, const T *zy, const int64_t *y, int64
         }
     }
     if (nz) ROWS_TO_TILE(nz, C, nnw, B, ntile);
+    (void)ahead; /* the AVX-512 loop prefetches it */
     int ok = 1;
 #pragma omp simd reduction(& : ok)
     for (int64_t l = 0; l < B; l++) /* a label on +inf: the row's NaN (inf - inf) */
@@ -230,8 +232,11 @@ CECE_INLINE void FN(small_plain_)(const cece_ce_args *a, const FN(consts) *k, in
             }
             int shifted = 0;
             if (yb == labels + b0) { /* a full block, every label a class */
-                PICK_LABEL_LOGITS(zt, B, B, yb, zy);
-                shifted = LABEL_SUMS(zt, zy, yb, C, rest, nz, nnw, tiles[cur ^ 1]);
+                /* the rows of the block after the next, for the class loop to prefetch (at
+                 * the end, this block's own: always an address inside the logits) */
+                const T *ahead = (const T *)a->logits + (b0 + 2 * B < p1 ? b0 + 2 * B : b0) * C;
+                PICK_LABEL_ROWS((const T *)a->logits + b0 * C, C, B, yb, zy);
+                shifted = LABEL_SUMS(zt, zy, yb, C, rest, nz, nnw, tiles[cur ^ 1], ahead);
                 have_max[cur ^ 1] = 0;
                 if (shifted) SMALL_PRODUCT(rest, NULL, NULL, NULL, NULL, prod, tiny, dy_sum);
                 else nz = NULL; /* again with its maxima; the next tile is made */

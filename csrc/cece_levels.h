@@ -10,4 +10,8 @@
 #define CECE_HAVE_X86_LEVELS 0
 #endif
 
+/* The AVX-512 float32 label-shifted forward's choice of exp (cece_dispatch.c,
+ * cece_set_label_exp_table): 1 the table form, 0 the polynomial. */
+extern int cece_label_exp_table;
+
 #endif

@@ -12,6 +12,7 @@
 #ifndef CECE_MATH_H
 #define CECE_MATH_H
 
+#include <math.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -134,6 +135,54 @@ CECE_INLINE float cece_exp_shifted_f32(float x) {
  * above 40), a NaN, or a label on +inf is done again shifted by its maxima. */
 #define CECE_LABEL_X_MAX 43.0f
 #define CECE_LABEL_REST_MAX 2.35385266837019985e17f
+
+/* The exp of the float32 label-shifted forward at the AVX-512 level (cece_avx512.h), e^x for
+ * x = z_c - z_y: two vector operations fewer than cece_exp_shifted_f32, in a loop that is most
+ * of a 10-class forward (measured: that forward 8% faster). x = (n + j/32) ln2 + r with
+ * |r| <= ln2/64; 2^(j/32) comes from a 32-entry table (one vpermt2ps, indexed by the low five
+ * bits of the rounding constant's sum), e^r from a quadratic, 1 + q with q = (c1 + c2 r) r,
+ * minimax for the relative error (5.3e-8; benchmarks/exp_coefficients.py), p = 2^(j/32) (1 + q)
+ * in one fused multiply-add and p * 2^n by vscalef. Max error 1.74 ulp over every float32 in
+ * [-104, 88.72] (benchmarks/exp_accuracy.py; the polynomial form: 0.91), within the 2 ulp
+ * the kernels aim for. 1 + c1 r + c2 r^2 has no real zero (c1^2 < 4 c2), so p > 0 whatever r
+ * is: an argument so large that its r is garbage (beyond about 1.8e5) still gives +inf, which
+ * sends the block to be done again with its maxima, never 0 or a negative. The other levels
+ * have no one-instruction table lookup (AVX2 would need four) and keep the polynomial.
+ *
+ * cece_exp_label_f32 is that vector form written out in scalar C, step for step, with true
+ * fused multiply-adds at every level (a libm call where the target has no FMA): the tests hold
+ * the AVX-512 form to it bit for bit (cece._core.exp_array(label=True) at each level). */
+#define CECE_LABEL_EXP_MAGIC 393216.0f /* 1.5 * 2^18: k's last five bits are 32nds */
+#define CECE_LABEL_EXP_C1 1.00001466274261474609375f
+#define CECE_LABEL_EXP_C2 0.500000178813934326171875f
+#if defined(__GNUC__) || defined(__clang__)
+__attribute__((aligned(64)))
+#endif
+static const float cece_exp2_32nds[32] = { /* 2^(j/32), rounded to nearest */
+    0x1p+0f, 0x1.059b0ep+0f, 0x1.0b5586p+0f, 0x1.11301ep+0f,
+    0x1.172b84p+0f, 0x1.1d4874p+0f, 0x1.2387a6p+0f, 0x1.29e9ep+0f,
+    0x1.306fep+0f, 0x1.371a74p+0f, 0x1.3dea64p+0f, 0x1.44e086p+0f,
+    0x1.4bfdaep+0f, 0x1.5342b6p+0f, 0x1.5ab07ep+0f, 0x1.6247ecp+0f,
+    0x1.6a09e6p+0f, 0x1.71f75ep+0f, 0x1.7a1148p+0f, 0x1.82589ap+0f,
+    0x1.8ace54p+0f, 0x1.93737cp+0f, 0x1.9c4918p+0f, 0x1.a5503cp+0f,
+    0x1.ae89fap+0f, 0x1.b7f77p+0f, 0x1.c199bep+0f, 0x1.cb720ep+0f,
+    0x1.d5818ep+0f, 0x1.dfc974p+0f, 0x1.ea4afap+0f, 0x1.f50766p+0f,
+};
+
+CECE_INLINE float cece_exp_label_f32(float x) {
+    const float k = __builtin_fmaf(x, CECE_EXPF_LOG2E, CECE_LABEL_EXP_MAGIC);
+    const float nf = k - CECE_LABEL_EXP_MAGIC; /* n + j/32, exactly */
+    float r = __builtin_fmaf(-nf, CECE_EXPF_LN2_HI, x);
+    r = __builtin_fmaf(-nf, CECE_EXPF_LN2_LO, r);
+    const float t = cece_exp2_32nds[cece_f32_to_bits(k) & 31];
+    const float q = __builtin_fmaf(CECE_LABEL_EXP_C2, r, CECE_LABEL_EXP_C1) * r;
+    const float p = __builtin_fmaf(t, q, t);
+    if (x < CECE_EXPF_ZERO_BELOW) return 0.0f;
+    if (nf != nf) return nf; /* NaN */
+    /* vscalef: p * 2^floor(nf), rounded once (ldexpf rounds a subnormal result once too) */
+    const float n = floorf(nf);
+    return ldexpf(p, n > 300.0f ? 300 : (n < -300.0f ? -300 : (int)n));
+}
 
 /* e^x - 1 without cancellation near 0, for the tanh below. */
 CECE_INLINE float cece_expm1_f32(float x) {

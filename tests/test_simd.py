@@ -113,6 +113,20 @@ def _same_bits(a, b):
     return np.array_equal(nan, np.isnan(b)) and a[~nan].tobytes() == b[~nan].tobytes()
 
 
+class _label_exp:
+    """With the AVX-512 float32 label-shifted forward on the polynomial exp (table=False, so
+    that it computes the AVX2 kernel's bits) or on its own table form (the default)."""
+
+    def __init__(self, table):
+        self.table = table
+
+    def __enter__(self):
+        self.was = cece._core.label_exp_table(self.table)
+
+    def __exit__(self, *exc):
+        cece._core.label_exp_table(self.was)
+
+
 def _fma_levels():
     supported = cece._core.build_info()["simd_supported"]
     if not {"avx2", "avx512"} <= set(supported):
@@ -156,7 +170,8 @@ def test_avx512_small_classes_same_bits_as_avx2(rng, dtype):
                         cece.cross_entropy(x, y, reduction="mean"),
                         cece.cross_entropy(x, y, reduction="sum")]
 
-        got = {level: _at_level(level, run) for level in ("avx2", "avx512")}
+        with _label_exp(table=False):
+            got = {level: _at_level(level, run) for level in ("avx2", "avx512")}
         for a, b in zip(got["avx512"], got["avx2"]):
             assert _same_bits(a, b), C
 
@@ -165,8 +180,10 @@ def test_avx512_small_classes_same_bits_as_avx2(rng, dtype):
 def test_avx512_small_forward_usual_blocks_same_bits_as_avx2(rng, confident):
     """The float32 forward of a mean or sum takes blocks whose rows all have a class and no
     tiny U through unmasked product steps (cece_small_product_f32): against AVX2's portable
-    loop to the bit, alone and beside blocks that take the masked steps (a row with U below
-    2^-29, a row's label ignored)."""
+    loop to the bit (its label-shifted blocks on the polynomial exp, as AVX2's), alone and
+    beside blocks that take the masked steps (a row with U below 2^-29, a row's label
+    ignored); with the table exp (the default), to the float64 reference as closely as
+    AVX2's."""
     _fma_levels()
     for C in (1, 2, 3, 4, 10, 15, 16, 100):
         n = 3 * 4096 + 7  # several items, the last block partial
@@ -188,9 +205,16 @@ def test_avx512_small_forward_usual_blocks_same_bits_as_avx2(rng, confident):
                     cece.cross_entropy(x, y, reduction="sum"),
                     cece.cross_entropy(x, y, reduction="sum", num_threads=1)]
 
-        got = {level: _at_level(level, run) for level in ("avx2", "avx512")}
+        with _label_exp(table=False):
+            got = {level: _at_level(level, run) for level in ("avx2", "avx512")}
         for a, b in zip(got["avx512"], got["avx2"]):
             assert _same_bits(a, b), C
+        table = _at_level("avx512", run)
+        want = [ref.cross_entropy(x.astype(np.float64), y, reduction=r)
+                for r in ("mean", "sum", "sum")]
+        assert _same_bits(table[1], table[2]), C  # whatever the thread count
+        for t, a, w in zip(table, got["avx2"], want):
+            assert abs(float(t) - w) <= max(abs(float(a) - w), 3e-7 * abs(w)), (C, t, a, w)
 
 
 @pytest.mark.parametrize("dtype", FLOATS, ids=["f64", "f32"])
@@ -346,6 +370,79 @@ def test_shifted_exp_special_values(simd_level, dtype):
     assert close.all(), list(zip(x[~close], out[~close], expected[~close]))
     assert np.array_equal(np.isnan(out), np.isnan(expected))
     assert out[3] == 1.0 and out[4] == 1.0  # exactly: the sums count the maxima's 1s
+
+
+# The float32 label-shifted forward's table exp (cece_math.h, cece_exp_label_f32): the
+# AVX-512 kernel's vector form, and its scalar model at the other levels.
+LABEL_RANGES = {
+    "normal_results": (-87.33, 88.0),
+    "subnormal_results": (-103.97, -87.34),
+    "near_overflow": (88.0, 88.7228),
+    "near_zero": (-1e-3, 1e-3),
+}
+
+
+@pytest.mark.parametrize("part", list(LABEL_RANGES))
+def test_label_exp_ulp_error(simd_level, rng, part):
+    """Within 1.75 ulp (every float32 in [-104, 88.72]: 1.736 at most,
+    benchmarks/exp_accuracy.py); the polynomial forms stay within 1.2."""
+    lo, hi = LABEL_RANGES[part]
+    x = _samples(lo, hi, np.float32, rng, 400_000)
+    out = cece._core.exp_array(x, np.empty_like(x), label=True)
+    err, exact = _ulp_error(out, x, np.float32)
+    worst = int(np.argmax(err))
+    assert err[worst] <= 1.75, (
+        f"{simd_level} {part}: {err[worst]:.3g} ulp at x={x[worst]!r}: got {out[worst]!r}, "
+        f"exp(x) = {float(exact[worst])!r}")
+
+
+def test_label_exp_special_values(simd_level):
+    """0 from -104 down and for -inf, inf from 88.73 up: also where the reduced argument is
+    garbage (x beyond about 1.8e5; the forward redoes such a block), never 0 or a negative."""
+    x = np.array([-np.inf, np.nan, 0.0, -0.0, 1.0, -1.0, 89.0, 2e5, 1e7, 3.3e7, 7.7e7,
+                  1e30, np.finfo(np.float32).max, -104.0, -1e30, -np.finfo(np.float32).max],
+                 dtype=np.float32)
+    out = cece._core.exp_array(x, np.empty_like(x), label=True)
+    expected = np.array([0.0, np.nan, 1.0, 1.0, np.e, 1 / np.e] + [np.inf] * 7 +
+                        [0.0] * 3, dtype=np.float32)
+    close = np.isclose(out, expected, rtol=2e-7, atol=0, equal_nan=True)
+    assert close.all(), list(zip(x[~close], out[~close], expected[~close]))
+    assert out[2] == 1.0 and out[3] == 1.0  # the label's own term is exactly 1
+    # +inf: r is inf - inf, and vscalef(NaN, +inf) is +inf on Intel's AVX-512, NaN in the
+    # scalar model; either sends the forward's block to be done again with its maxima
+    inf = np.array([np.inf], np.float32)
+    assert np.isinf(cece._core.exp_array(inf, np.empty_like(inf), label=True)[0]) or \
+        np.isnan(cece._core.exp_array(inf, np.empty_like(inf), label=True)[0])
+    big = np.float32(2.0) ** np.arange(17, 128, dtype=np.float32)  # k far past its 32nds
+    big = np.concatenate([big, np.nextafter(big, np.float32(np.inf)),
+                          np.linspace(1.8e5, 3e8, 100_001, dtype=np.float32)])
+    assert np.all(cece._core.exp_array(big, np.empty_like(big), label=True) == np.inf)
+
+
+def test_avx512_label_exp_same_bits_as_its_model(rng):
+    """The AVX-512 vector form (vpermt2ps, vscalef) against its scalar model in C, which the
+    AVX2 level runs: the same bits over the range, subnormal results and specials included
+    (but +inf: test_label_exp_special_values)."""
+    _fma_levels()
+    x = np.concatenate([rng.uniform(-106, 90, 600_000), np.linspace(-106, 90, 200_001),
+                        rng.uniform(-1e-3, 1e-3, 10_000),
+                        [0.0, -0.0, -np.inf, np.nan, -104.0, 88.72, 1e30, -1e30]])
+    x = x.astype(np.float32)
+    exps = {level: _at_level(level, lambda: cece._core.exp_array(x, np.empty_like(x),
+                                                                  label=True))
+            for level in ("avx2", "avx512")}
+    assert _same_bits(exps["avx512"], exps["avx2"])
+
+
+def test_label_exp_every_length(simd_level, rng):
+    for n in range(71):
+        x = rng.uniform(-20, 20, n).astype(np.float32)
+        out = np.full_like(x, 123.0)
+        cece._core.exp_array(x, out, label=True)
+        err, _ = _ulp_error(out, x, np.float32)
+        assert err.size == 0 or err.max() <= 1.75, (n, err.max())
+    with pytest.raises(TypeError, match="float32"):
+        cece._core.exp_array(np.zeros(3), np.zeros(3), label=True)
 
 
 @pytest.mark.parametrize("dtype", FLOATS, ids=["f64", "f32"])
