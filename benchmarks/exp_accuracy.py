@@ -2,10 +2,13 @@
 
     python benchmarks/exp_accuracy.py [--f64-points N] [--levels baseline,avx2,avx512]
 
-Two functions, as the kernels use them (csrc/cece_math.h):
+The functions, as the kernels use them (csrc/cece_math.h):
   exp          the general one (softmax outputs), over the whole range where exp(x) is
                finite and not 0: [-103.97, 88.72] in float32, [-745.13, 709.78] in float64;
-  exp shifted  the one the sums of exps use, for max-shifted arguments x <= 0.
+  exp shifted  the one the sums of exps use, for max-shifted arguments x <= 0;
+  exp label    float32 only: the table form of the label-shifted forward (its exps of
+               z_c - z_y, either sign), over the general one's range; the AVX-512 kernel's
+               vector form at that level, its scalar model (the same bits) at the others.
 
 float32: every float32 in the range (about 2.2e9 values, in chunks). float64: N random points
 plus N/4 evenly spaced ones (default N = 20 million). The reference is NumPy's exp in long
@@ -54,13 +57,14 @@ def float64_chunks(lo: float, hi: float, n: int, seed: int = 0):
     yield np.linspace(lo, hi, n // 4)
 
 
-def worst(chunks, shifted: bool, dtype):
+def worst(chunks, form: str, dtype):
     top, at, count = 0.0, None, 0
     for x in chunks:
         x = x.astype(dtype)
-        if shifted:
+        if form == "exp shifted":
             x = x[x <= 0]
-        out = _core.exp_array(x, np.empty_like(x), shifted=shifted)
+        out = _core.exp_array(x, np.empty_like(x), shifted=form == "exp shifted",
+                              label=form == "exp label")
         err = ulp_errors(out, x, dtype)
         i = int(np.argmax(err))
         if err[i] > top:
@@ -82,15 +86,16 @@ def main(argv=None) -> int:
         for level in args.levels.split(","):
             _core.select_simd(level)
             for dtype in (np.float32, np.float64):
-                for shifted in (False, True):
+                forms = ["exp", "exp shifted"] + (["exp label"] if dtype == np.float32 else [])
+                for name in forms:
+                    shifted = name == "exp shifted"
                     start = time.perf_counter()
                     if dtype == np.float32:
                         chunks = float32_chunks(-103.97, 0.0 if shifted else 88.72)
                     else:
                         chunks = float64_chunks(-745.13, 0.0 if shifted else 709.78,
                                                 args.f64_points)
-                    top, at, count = worst(chunks, shifted, dtype)
-                    name = "exp shifted" if shifted else "exp"
+                    top, at, count = worst(chunks, name, dtype)
                     print(f"{level:9s} {np.dtype(dtype).name:8s} {name:12s} {top:8.3f}  "
                           f"{float(at):14.7g}  {count} ({time.perf_counter() - start:.0f} s)",
                           flush=True)

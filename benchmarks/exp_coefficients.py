@@ -1,4 +1,5 @@
-"""Fit the float32 exp polynomial of csrc/cece_math.h (cece_exp_poly_f32).
+"""Fit the float32 exp polynomial of csrc/cece_math.h (cece_exp_poly_f32), and the quadratic
+and table of its label-shifted table form (cece_exp_label_f32).
 
     python benchmarks/exp_coefficients.py
 
@@ -67,6 +68,41 @@ def ulps(p: np.ndarray, r: np.ndarray) -> np.ndarray:
     return np.abs(p.astype(WIDE) - exact) / np.ldexp(WIDE(1), k - 24)
 
 
+LABEL_HALF_RANGE = float(np.log(2.0) / 64) + 2e-6  # |r| after the reduction to 32nds of ln2
+
+
+def fit_label(points: int = 200_001, rounds: int = 300) -> np.ndarray:
+    """e^r = 1 + (c1 + c2 r) r on |r| <= ln2/64, minimax for the relative error (Lawson)."""
+    r = np.linspace(-LABEL_HALF_RANGE, LABEL_HALF_RANGE, points).astype(WIDE)
+    r = r[r != 0]
+    target = (np.exp(r) - 1) / r  # what c1 + c2 r must be
+    weight = np.abs(r) / np.exp(r)
+    powers = np.stack([r**0, r], axis=1)
+    lawson = np.ones_like(r)
+    for _ in range(rounds):
+        w = weight * np.sqrt(lawson)
+        c, *_ = np.linalg.lstsq((powers * w[:, None]).astype(np.float64),
+                                (target * w).astype(np.float64), rcond=None)
+        err = np.abs(weight * (powers @ c.astype(WIDE) - target))
+        lawson = lawson * err
+        lawson /= lawson.sum()
+    print(f"label quadratic: max relative error {float(err.max()):.3g} (unrounded)")
+    return c.astype(np.float32)
+
+
+def exp2_32nds() -> list[np.float32]:
+    """2^(j/32) rounded to the nearest float32 (exactly: by comparing the two candidates in
+    long double, whose 64 bits leave the comparison undecided only at a tie, which a power of
+    two's root never is)."""
+    table = []
+    for j in range(32):
+        exact = np.exp2(WIDE(j) / 32)
+        f = np.float32(exact)
+        cands = [np.nextafter(f, np.float32(0)), f, np.nextafter(f, np.float32(4))]
+        table.append(min(cands, key=lambda v: abs(WIDE(v) - exact)))
+    return table
+
+
 def main() -> None:
     c = fit()
     for k, x in enumerate(c, start=2):
@@ -76,6 +112,10 @@ def main() -> None:
         e = ulps(p, r)
         print(f"{name}: max {float(e.max()):.3f} ulp, mean {float(e.mean()):.3f} ulp "
               f"(e^r alone, {r.size:,} random r)")
+    c1, c2 = fit_label()
+    print(f"#define CECE_LABEL_EXP_C1 {Decimal(float(c1))}f")
+    print(f"#define CECE_LABEL_EXP_C2 {Decimal(float(c2))}f")
+    print("2^(j/32):", ", ".join(float(t).hex() for t in exp2_32nds()))
 
 
 if __name__ == "__main__":

@@ -8,7 +8,10 @@
  * loop, the tile kernel's class loop and the exp test hook. Constants and the order of
  * operations follow cece_math.h and the portable loops exactly; tests/test_simd.py checks
  * the bits against the AVX2 level's (measured at 2 threads: large-C forward 15-25% faster,
- * three fewer vector operations in about 20 per exp).
+ * three fewer vector operations in about 20 per exp). One exception: the float32
+ * label-shifted forward takes its exps by a table form (cece_exp_label_f32) that only this
+ * level can afford; the tests hold it to its scalar model, and the loop around it to AVX2's
+ * with the polynomial switched back in (cece_set_label_exp_table).
  *
  * Included by cece_instantiate.h after the level's target pragma; empty below AVX-512.
  */

@@ -232,9 +232,9 @@ CECE_INLINE void FN(small_plain_)(const cece_ce_args *a, const FN(consts) *k, in
             }
             int shifted = 0;
             if (yb == labels + b0) { /* a full block, every label a class */
-                /* the rows of the block after the next, for the class loop to prefetch (at
-                 * the end, this block's own: always an address inside the logits) */
-                const T *ahead = (const T *)a->logits + (b0 + 2 * B < p1 ? b0 + 2 * B : b0) * C;
+                /* the rows of the block after the next, for the class loop to prefetch; at
+                 * the end, this full block's own (every line it touches is in the logits) */
+                const T *ahead = (const T *)a->logits + (b0 + 3 * B <= p1 ? b0 + 2 * B : b0) * C;
                 PICK_LABEL_ROWS((const T *)a->logits + b0 * C, C, B, yb, zy);
                 shifted = LABEL_SUMS(zt, zy, yb, C, rest, nz, nnw, tiles[cur ^ 1], ahead);
                 have_max[cur ^ 1] = 0;
