@@ -24,21 +24,31 @@ PREVIOUS = [0.5, 0.166666671633720397949219, 0.0416664853692054748535156,
             0.000198527617612853646278381]
 
 
-def fit(degree: int = 4, points: int = 200_001, rounds: int = 300) -> np.ndarray:
-    r = np.linspace(-HALF_RANGE, HALF_RANGE, points).astype(WIDE)
+def lawson(half_range: float, target, weight, degree: int, points: int = 200_001,
+           rounds: int = 300) -> tuple[np.ndarray, float]:
+    """c minimising max |weight(r) * (sum_k c_k r^k - target(r))| over 0 < |r| <= half_range:
+    least squares reweighted by the error (Lawson's iteration) on a dense grid, in long double.
+    Returns c and that maximum."""
+    r = np.linspace(-half_range, half_range, points).astype(WIDE)
     r = r[r != 0]
-    target = (np.exp(r) - 1 - r) / r**2  # what q must be
-    weight = r**2 / np.exp(r)  # q's error times this is the relative error of e^r
+    t, wgt = target(r), weight(r)
     powers = np.stack([r**k for k in range(degree + 1)], axis=1)
-    lawson = np.ones_like(r)
+    lawson_w = np.ones_like(r)
     for _ in range(rounds):
-        w = weight * np.sqrt(lawson)
+        w = wgt * np.sqrt(lawson_w)
         c, *_ = np.linalg.lstsq((powers * w[:, None]).astype(np.float64),
-                                (target * w).astype(np.float64), rcond=None)
-        err = np.abs(weight * (powers @ c.astype(WIDE) - target))
-        lawson = lawson * err
-        lawson /= lawson.sum()
-    print(f"max relative error of the polynomial (unrounded coefficients): {float(err.max()):.3g}")
+                                (t * w).astype(np.float64), rcond=None)
+        err = np.abs(wgt * (powers @ c.astype(WIDE) - t))
+        lawson_w = lawson_w * err
+        lawson_w /= lawson_w.sum()
+    return c, float(err.max())
+
+
+def fit(degree: int = 4) -> np.ndarray:
+    # q's error times r^2 / e^r is the relative error of e^r = 1 + r + r^2 q(r)
+    c, err = lawson(HALF_RANGE, lambda r: (np.exp(r) - 1 - r) / r**2,
+                    lambda r: r**2 / np.exp(r), degree)
+    print(f"max relative error of the polynomial (unrounded coefficients): {err:.3g}")
     return c.astype(np.float32)
 
 
@@ -71,22 +81,11 @@ def ulps(p: np.ndarray, r: np.ndarray) -> np.ndarray:
 LABEL_HALF_RANGE = float(np.log(2.0) / 64) + 2e-6  # |r| after the reduction to 32nds of ln2
 
 
-def fit_label(points: int = 200_001, rounds: int = 300) -> np.ndarray:
-    """e^r = 1 + (c1 + c2 r) r on |r| <= ln2/64, minimax for the relative error (Lawson)."""
-    r = np.linspace(-LABEL_HALF_RANGE, LABEL_HALF_RANGE, points).astype(WIDE)
-    r = r[r != 0]
-    target = (np.exp(r) - 1) / r  # what c1 + c2 r must be
-    weight = np.abs(r) / np.exp(r)
-    powers = np.stack([r**0, r], axis=1)
-    lawson = np.ones_like(r)
-    for _ in range(rounds):
-        w = weight * np.sqrt(lawson)
-        c, *_ = np.linalg.lstsq((powers * w[:, None]).astype(np.float64),
-                                (target * w).astype(np.float64), rcond=None)
-        err = np.abs(weight * (powers @ c.astype(WIDE) - target))
-        lawson = lawson * err
-        lawson /= lawson.sum()
-    print(f"label quadratic: max relative error {float(err.max()):.3g} (unrounded)")
+def fit_label() -> np.ndarray:
+    """e^r = 1 + (c1 + c2 r) r on |r| <= ln2/64, minimax for the relative error."""
+    c, err = lawson(LABEL_HALF_RANGE, lambda r: (np.exp(r) - 1) / r,
+                    lambda r: np.abs(r) / np.exp(r), 1)
+    print(f"label quadratic: max relative error {err:.3g} (unrounded)")
     return c.astype(np.float32)
 
 
