@@ -40,6 +40,11 @@ if [ ! -x "$rootfs/usr/bin/python3" ]; then
         bookworm "$rootfs" http://deb.debian.org/debian
 fi
 cp /etc/resolv.conf "$rootfs/etc/resolv.conf"
+# the host's CA bundle too: behind a proxy that inspects TLS it holds the proxy's CA, without
+# which the root's pip cannot reach PyPI (the bundle is plain PEM, the same on any arch)
+if [ -f /etc/ssl/certs/ca-certificates.crt ]; then
+    cp /etc/ssl/certs/ca-certificates.crt "$rootfs/etc/ssl/certs/ca-certificates.crt"
+fi
 
 mounts=()
 cleanup() {
