@@ -261,13 +261,8 @@ CECE_INLINE void cece_label_class_f32(const float *ztc, __m512 s0, __m512 s1, __
 CECE_INLINE int cece_label_sums_with_f32(const float *zt, const float *zy, const int64_t *y,
                                          int64_t C, float *rest, const float *nz, int64_t nnw,
                                          float *ntile, const float *ahead, const int table) {
-    const __m512i low_halves = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22,
-                                                 24, 26, 28, 30);
     /* the labels are classes here: their low halves */
-    const __m512i y0 = _mm512_permutex2var_epi32(_mm512_loadu_si512(y), low_halves,
-                                                 _mm512_loadu_si512(y + 8));
-    const __m512i y1 = _mm512_permutex2var_epi32(_mm512_loadu_si512(y + 16), low_halves,
-                                                 _mm512_loadu_si512(y + 24));
+    const __m512i y0 = cece_labels_low16(y), y1 = cece_labels_low16(y + 16);
     const __m512 s0 = _mm512_loadu_ps(zy), s1 = _mm512_loadu_ps(zy + 16);
     __m512 r0 = _mm512_setzero_ps(), r1 = r0;
     if (nz && nnw == 32 && C % 2 == 0) {

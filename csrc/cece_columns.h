@@ -169,21 +169,27 @@ CECE_INLINE void cece_rows_to_tile_max_f32(const float *z, int64_t C, int64_t nw
     }
 }
 
+/* 16 labels as 32-bit lanes: their low halves (labels here are classes or CECE_IGNORED /
+ * CECE_BAD, all within 32 bits), for 16-lane compares and gather offsets. */
+CECE_INLINE __m512i cece_labels_low16(const int64_t *y) {
+    const __m512i low_halves = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22,
+                                                 24, 26, 28, 30);
+    return _mm512_permutex2var_epi32(_mm512_loadu_si512(y), low_halves,
+                                     _mm512_loadu_si512(y + 8));
+}
+
 /* The label's logit of each row of a block, from the block's tile: out[l] = y[l] >= 0 ?
  * tile[y[l] * stride + l] : 0 for l < n, a multiple of the lanes. The max-shifted blocks
  * take it after their class loop, when the tile's stores have long retired (a gather waits
- * for fresh ones; the label-shifted ones need it before). Its offsets fit 32 bits, so
- * float32 gathers 16 lanes at a time from the labels' low halves (labels here are classes
- * or CECE_IGNORED / CECE_BAD, all within 32 bits): half the gathers of 8 lanes from the
- * rows, which took 8% of a 10-class forward, this 4% (measured, benchmarks/kernel_ratio.c). */
+ * for fresh ones; the label-shifted ones take it from the rows, below). Its offsets fit 32
+ * bits, so float32 gathers 16 lanes at a time from the labels' low halves: half the gathers
+ * of 8 lanes from the rows, which took 8% of a 10-class forward, this 4% (measured,
+ * benchmarks/kernel_ratio.c). */
 CECE_INLINE void cece_pick_f32(const float *tile, int64_t stride, int64_t n, const int64_t *y,
                                float *out) {
-    const __m512i low_halves = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22,
-                                                 24, 26, 28, 30);
     const __m512i lanes = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
     for (int64_t l0 = 0; l0 < n; l0 += 16) {
-        const __m512i yl = _mm512_permutex2var_epi32(_mm512_loadu_si512(y + l0), low_halves,
-                                                     _mm512_loadu_si512(y + l0 + 8));
+        const __m512i yl = cece_labels_low16(y + l0);
         const __mmask16 ok = _mm512_cmpge_epi32_mask(yl, _mm512_setzero_si512());
         const __m512i at = _mm512_add_epi32(_mm512_mullo_epi32(yl, _mm512_set1_epi32((int)stride)),
                                             _mm512_add_epi32(lanes, _mm512_set1_epi32((int)l0)));
@@ -198,12 +204,9 @@ CECE_INLINE void cece_pick_f32(const float *tile, int64_t stride, int64_t n, con
  * made it (measured, 10-class forward: 1-2%). */
 CECE_INLINE void cece_pick_rows_f32(const float *z, int64_t C, int64_t n, const int64_t *y,
                                     float *out) {
-    const __m512i low_halves = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22,
-                                                 24, 26, 28, 30);
     const __m512i row_starts = cece_lane_times16(C);
     for (int64_t l0 = 0; l0 < n; l0 += 16) {
-        const __m512i yl = _mm512_permutex2var_epi32(_mm512_loadu_si512(y + l0), low_halves,
-                                                     _mm512_loadu_si512(y + l0 + 8));
+        const __m512i yl = cece_labels_low16(y + l0);
         _mm512_storeu_ps(out + l0, _mm512_i32gather_ps(_mm512_add_epi32(row_starts, yl),
                                                        z + l0 * C, sizeof(float)));
     }
@@ -224,7 +227,6 @@ CECE_INLINE void cece_pick_f64(const double *tile, int64_t stride, int64_t n, co
 }
 
 #define CECE_GATHER512_PD(live, off, p) _mm512_mask_i32gather_pd(_mm512_setzero_pd(), live, off, p, 8)
-CECE_PLAIN_PICK_ROWS(double, cece_pick_rows_f64)
 CECE_GATHER_TO_TILE(double, f64, __m512d, 8, __mmask8, cece_lane_times8, cece_first8, _mm512_set1_pd,
                     _mm512_storeu_pd, _mm512_max_pd, CECE_GATHER512_PD)
 CECE_AVX512_TO_ROWS(float, f32, ps, 16, __mmask16, cece_lane_times16, cece_first16)
@@ -265,8 +267,6 @@ CECE_PLAIN_TO_ROWS(float, cece_tile_to_rows_f32)
 CECE_PLAIN_TO_ROWS(double, cece_tile_to_rows_f64)
 CECE_PLAIN_PICK(float, cece_pick_f32)
 CECE_PLAIN_PICK(double, cece_pick_f64)
-CECE_PLAIN_PICK_ROWS(float, cece_pick_rows_f32)
-CECE_PLAIN_PICK_ROWS(double, cece_pick_rows_f64)
 
 #else
 
@@ -278,9 +278,13 @@ CECE_PLAIN_TO_ROWS(float, cece_tile_to_rows_f32)
 CECE_PLAIN_TO_ROWS(double, cece_tile_to_rows_f64)
 CECE_PLAIN_PICK(float, cece_pick_f32)
 CECE_PLAIN_PICK(double, cece_pick_f64)
-CECE_PLAIN_PICK_ROWS(float, cece_pick_rows_f32)
-CECE_PLAIN_PICK_ROWS(double, cece_pick_rows_f64)
 
 #endif
+
+/* Below AVX-512 (and for float64, whose label-shifted path is never taken) the plain pick. */
+#if !defined(__AVX512F__)
+CECE_PLAIN_PICK_ROWS(float, cece_pick_rows_f32)
+#endif
+CECE_PLAIN_PICK_ROWS(double, cece_pick_rows_f64)
 
 #endif /* CECE_COLUMNS_H */
